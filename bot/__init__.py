@@ -1,0 +1,3 @@
+"""sopbot infrastructure: config, clock, gateways, store, intake, web, composition root."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,146 @@
+"""Composition root: the only module that knows every concrete part and wires them together.
+
+``create_app(cfg)`` returns an aiohttp application that owns the whole process lifecycle through
+``cleanup_ctx``: database (migrations applied on start), roster sync, intake writer, gateways.
+Teardown runs in reverse: gateways stop taking events, intake flushes, the engine closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from datetime import date
+
+from aiohttp import web
+
+import handlers
+from bot import web as infra_web
+from bot.clock import Clock, SystemClock
+from bot.config import AppConfig
+from bot.dispatch import Dispatcher
+from bot.events import InboundEvent
+from bot.gateway.hub import GatewayHub
+from bot.gateway.onebot import OneBotGateway
+from bot.gateway.simulator import SimulatorGateway, demo_cast
+from bot.intake import Intake
+from bot.keys import CLOCK, CONFIG, DISPATCHER, ENGINE, HUB, INTAKE, METRICS, ROSTER, SESSIONS
+from bot.metrics import Metrics
+from bot.roster import Roster
+from bot.store.db import make_engine, session_factory, upgrade
+from bot.store.roster_sync import sync_roster
+
+log = logging.getLogger("sopbot.app")
+
+ONEBOT = web.AppKey("onebot_gateway", OneBotGateway)
+SIMULATOR = web.AppKey("simulator_gateway", SimulatorGateway)
+
+
+def instance_id(cfg: AppConfig) -> str:
+    return cfg.bot.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def create_app(
+    cfg: AppConfig,
+    *,
+    clock: Clock | None = None,
+    simulator_start: date | None = None,
+) -> web.Application:
+    app = web.Application(middlewares=[infra_web.api_auth], client_max_size=2 << 20)
+    clock = clock or SystemClock()
+    metrics = Metrics()
+    roster = Roster.from_config(cfg)
+    hub = GatewayHub()
+    dispatcher = Dispatcher(metrics, cfg=cfg, clock=clock, roster=roster, gateway=hub)
+    dispatcher.include(*handlers.ROUTERS)
+    app[CONFIG], app[CLOCK], app[METRICS] = cfg, clock, metrics
+    app[ROSTER], app[HUB], app[DISPATCHER] = roster, hub, dispatcher
+
+    async def sink(event: InboundEvent) -> None:
+        await app[INTAKE].put(event)
+
+    onebot_cfg = cfg.gateway.onebot
+    if onebot_cfg.enabled:
+        onebot = OneBotGateway(
+            sink=sink,
+            clock=clock,
+            metrics=metrics,
+            access_token=onebot_cfg.access_token.get_secret_value() or None,
+            secret=onebot_cfg.secret.get_secret_value() or None,
+            mode=onebot_cfg.mode,
+            url=onebot_cfg.url or None,
+            action_timeout=onebot_cfg.action_timeout,
+            max_frame_bytes=onebot_cfg.max_frame_bytes,
+            reconnect_max_delay=onebot_cfg.reconnect_max_delay,
+        )
+        app[ONEBOT] = onebot
+        hub.add(onebot)
+        app.add_routes(onebot.routes())
+    sim_cfg = cfg.gateway.simulator
+    if sim_cfg.enabled:
+        simulator = SimulatorGateway(
+            sink=sink,
+            clock=clock,
+            metrics=metrics,
+            cast=demo_cast(sim_cfg.seed, sim_cfg.groups, sim_cfg.customers_per_group),
+            seed=sim_cfg.seed,
+            account_id=sim_cfg.account_id,
+            start_day=simulator_start,
+        )
+        app[SIMULATOR] = simulator
+        hub.add(simulator)
+
+    app.add_routes(infra_web.routes())
+    app.add_routes(handlers.web_routes())
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_intake)
+    app.cleanup_ctx.append(_gateways)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[CONFIG]
+    engine = make_engine(cfg.bot.resolved_database_url())
+    await upgrade(engine)
+    sessions = session_factory(engine)
+    async with sessions() as session:
+        await sync_roster(session, cfg, app[CLOCK].now())
+    app[ENGINE], app[SESSIONS] = engine, sessions
+    app[DISPATCHER].provide(sessions=sessions, engine=engine)
+    yield
+    await engine.dispose()
+
+
+async def _intake(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[CONFIG]
+    intake = Intake(
+        engine=app[ENGINE],
+        sessions=app[SESSIONS],
+        dispatcher=app[DISPATCHER],
+        roster=app[ROSTER],
+        clock=app[CLOCK],
+        metrics=app[METRICS],
+        queue_size=cfg.intake.queue_size,
+        batch_size=cfg.intake.batch_size,
+        flush_interval=cfg.intake.flush_interval,
+        store_raw=cfg.intake.store_raw,
+    )
+    app[INTAKE] = intake
+    await intake.start()
+    yield
+    await intake.stop()
+
+
+async def _gateways(app: web.Application) -> AsyncIterator[None]:
+    started: list[OneBotGateway | SimulatorGateway] = []
+    for key in (ONEBOT, SIMULATOR):
+        gateway = app.get(key)
+        if gateway is not None:
+            await gateway.start()
+            started.append(gateway)
+    log.info("gateways started: %s", ", ".join(g.platform for g in started) or "none")
+    yield
+    # Stop intake at the edge first; the intake context (torn down after us) flushes what came in.
+    for gateway in reversed(started):
+        await gateway.stop()

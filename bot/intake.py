@@ -1,0 +1,240 @@
+"""Intake: gateway events → bounded queue → batched, idempotent writes → handlers.
+
+Gateways ``await intake.put(event)``; when the queue is full that await blocks, so the gateway
+stops reading its socket (backpressure, never dropping). A writer task takes up to ``batch_size``
+events or whatever arrived within ``flush_interval``, stores new messages in one transaction
+(duplicates are skipped by the unique natural key), then feeds the batch to the handlers with
+one shared session committed once. A database outage is retried with backoff: nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import Clock
+from bot.dispatch import Dispatcher
+from bot.events import AccountStatus, ChatMessage, InboundEvent, MessageRecall
+from bot.metrics import Metrics
+from bot.roster import Actor, Roster
+from bot.store import messages as message_store
+
+log = logging.getLogger("sopbot.intake")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message that was new to the store, with its resolved sender."""
+
+    msg: ChatMessage
+    actor: Actor
+    row_id: int
+
+
+class Intake:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        dispatcher: Dispatcher,
+        roster: Roster,
+        clock: Clock,
+        metrics: Metrics,
+        queue_size: int = 20_000,
+        batch_size: int = 1_000,
+        flush_interval: float = 0.02,
+        store_raw: bool = False,
+        retry_max_delay: float = 5.0,
+    ) -> None:
+        self._engine = engine
+        self._sessions = sessions
+        self._dispatcher = dispatcher
+        self._roster = roster
+        self._clock = clock
+        self._metrics = metrics
+        self._queue: asyncio.Queue[tuple[InboundEvent, float]] = asyncio.Queue(queue_size)
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._store_raw = store_raw
+        self._retry_max_delay = retry_max_delay
+        self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def put(self, event: InboundEvent) -> None:
+        """The gateways' sink. Blocks while the queue is full (backpressure)."""
+        self._idle.clear()
+        await self._queue.put((event, asyncio.get_running_loop().time()))
+        self._metrics.intake_queue_depth.set(self._queue.qsize())
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="intake-writer")
+
+    async def stop(self) -> None:
+        """Flush everything queued, then stop the writer."""
+        if self._task is None:
+            return
+        await self.drain()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def drain(self) -> None:
+        """Wait until every event put so far has been written and handled."""
+        while not (self._queue.empty() and self._idle.is_set()):
+            if self._task is None or self._task.done():
+                raise RuntimeError("intake writer is not running")
+            await asyncio.sleep(0.005)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            first = await self._queue.get()
+            self._idle.clear()
+            batch = [first]
+            deadline = loop.time() + self._flush_interval
+            while len(batch) < self._batch_size:
+                try:
+                    batch.append(self._queue.get_nowait())
+                    continue
+                except asyncio.QueueEmpty:
+                    pass
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), timeout))
+                except TimeoutError:
+                    break
+            await self._process_with_retry(batch)
+            self._metrics.intake_queue_depth.set(self._queue.qsize())
+            if self._queue.empty():
+                self._idle.set()
+
+    async def _process_with_retry(self, batch: Sequence[tuple[InboundEvent, float]]) -> None:
+        delay = 0.05
+        while True:
+            try:
+                stored = await self._write(batch)
+                break
+            except (OperationalError, DBAPIError, OSError) as exc:
+                # The database is down or locked: keep the batch, wait, retry. The queue fills
+                # behind us and the gateways block on put(): backpressure instead of loss.
+                log.warning(
+                    "store unavailable (%s); retrying %d events in %.2fs",
+                    type(exc).__name__,
+                    len(batch),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max_delay)
+        await self._handle(batch, stored)
+
+    async def _write(
+        self, batch: Sequence[tuple[InboundEvent, float]]
+    ) -> dict[int, tuple[Actor, int]]:
+        """Store the batch; return, by position in the batch, the new messages' actor and id."""
+        loop = asyncio.get_running_loop()
+        rows: list[dict[str, Any]] = []
+        positions: dict[message_store.MessageKey, tuple[int, Actor]] = {}
+        for pos, (event, _) in enumerate(batch):
+            if not isinstance(event, ChatMessage):
+                continue
+            key = (
+                event.platform,
+                event.account_id,
+                event.chat_type.value,
+                event.chat_id,
+                event.message_id,
+            )
+            if key in positions:
+                continue  # the same message twice in one batch: the first one wins
+            actor = self._roster.classify(event)
+            positions[key] = (pos, actor)
+            rows.append(self._row(event, actor))
+        async with self._engine.begin() as conn:
+            inserted = await message_store.insert_messages(conn, rows)
+            for event, _ in batch:
+                if isinstance(event, MessageRecall):
+                    await message_store.mark_recalled(
+                        conn,
+                        (
+                            event.platform,
+                            event.account_id,
+                            event.chat_type.value,
+                            event.chat_id,
+                            event.message_id,
+                        ),
+                        event.at,
+                    )
+                elif isinstance(event, AccountStatus):
+                    await message_store.upsert_account_state(
+                        conn,
+                        event.platform,
+                        event.account_id,
+                        event.online,
+                        event.at,
+                        event.reason,
+                    )
+        now = loop.time()
+        for _, received in batch:
+            self._metrics.intake_commit_latency.observe(now - received)
+        self._metrics.messages_stored.inc(len(inserted))
+        self._metrics.messages_duplicate.inc(
+            len(rows)
+            - len(inserted)
+            + (sum(1 for e, _ in batch if isinstance(e, ChatMessage)) - len(rows))
+        )
+        return {positions[key][0]: (positions[key][1], row_id) for key, row_id in inserted.items()}
+
+    def _row(self, msg: ChatMessage, actor: Actor) -> dict[str, Any]:
+        return {
+            "platform": msg.platform,
+            "account_id": msg.account_id,
+            "chat_type": msg.chat_type.value,
+            "chat_id": msg.chat_id,
+            "message_id": msg.message_id,
+            "sender_id": msg.sender_id,
+            "sender_name": msg.sender_name[:255],
+            "actor_role": actor.role.value,
+            "operator_id": actor.operator.id if actor.operator else None,
+            "is_self": msg.is_self,
+            "text": msg.text,
+            "reply_to_message_id": msg.reply_to_message_id,
+            "mention_user_ids": list(msg.mention_user_ids),
+            "mention_all": msg.mention_all,
+            "sent_at": msg.sent_at,
+            "received_at": msg.received_at,
+            "recalled_at": None,
+            "raw": dict(msg.raw) if self._store_raw and msg.raw is not None else None,
+        }
+
+    async def _handle(
+        self, batch: Sequence[tuple[InboundEvent, float]], stored: dict[int, tuple[Actor, int]]
+    ) -> None:
+        async with self._sessions() as session:
+            for pos, (event, _) in enumerate(batch):
+                if isinstance(event, ChatMessage):
+                    if pos not in stored:
+                        continue  # a re-delivery: handlers already saw it once
+                    actor, row_id = stored[pos]
+                    await self._dispatcher.feed(
+                        StoredMessage(event, actor, row_id), session=session
+                    )
+                else:
+                    await self._dispatcher.feed(event, session=session)
+            try:
+                await session.commit()
+            except Exception:
+                log.exception("handler session commit failed for a batch of %d", len(batch))
+                await session.rollback()

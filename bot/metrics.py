@@ -1,0 +1,64 @@
+"""Prometheus metrics, one registry per application (tests build many apps in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.events_received = Counter(
+            "sopbot_events_received_total",
+            "Inbound gateway events accepted, by platform and kind.",
+            ["platform", "kind"],
+            registry=r,
+        )
+        self.events_rejected = Counter(
+            "sopbot_events_rejected_total",
+            "Inbound frames rejected, by platform and reason.",
+            ["platform", "reason"],
+            registry=r,
+        )
+        self.messages_stored = Counter(
+            "sopbot_messages_stored_total", "Messages written to the store (new ones).", registry=r
+        )
+        self.messages_duplicate = Counter(
+            "sopbot_messages_duplicate_total",
+            "Messages re-delivered and ignored because they were already stored.",
+            registry=r,
+        )
+        self.connected_accounts = Gauge(
+            "sopbot_connected_accounts",
+            "Bot accounts currently online, by platform.",
+            ["platform"],
+            registry=r,
+        )
+        self.send_latency = Histogram(
+            "sopbot_send_latency_seconds",
+            "Time from handing an outbound message to the gateway to its acknowledgement.",
+            ["platform"],
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.sends_failed = Counter(
+            "sopbot_sends_failed_total", "Outbound sends that failed.", ["platform"], registry=r
+        )
+        self.intake_queue_depth = Gauge(
+            "sopbot_intake_queue_depth", "Events waiting to be written.", registry=r
+        )
+        self.intake_commit_latency = Histogram(
+            "sopbot_intake_commit_seconds",
+            "Time from receipt of an event to the commit of its batch.",
+            registry=r,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+        )
+        self.handler_errors = Counter(
+            "sopbot_handler_errors_total", "Handler exceptions, by router.", ["router"], registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
