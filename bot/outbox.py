@@ -1,0 +1,288 @@
+"""The outbox: every reminder, alert and digest is a row with a unique idempotency key.
+
+Producers ``enqueue`` rows (a second enqueue of the same key is a no-op, so a restart or a second
+process never duplicates a reminder). ``OutboxDispatcher.run_once`` claims due rows with a lease
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several processes share the work), marks each one
+``sending`` before the send and ``sent`` after it. A process that dies mid-send leaves the row
+leased; once the lease expires another pass re-claims it. Rows past their window are recorded as
+``missed`` instead of sent late; failures are retried with backoff up to ``max_attempts``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bot.clock import Clock
+from bot.errors import GatewayError
+from bot.ratelimit import RateLimiter
+from bot.store.models import Outbox
+
+log = logging.getLogger("sopbot.outbox")
+
+_T = Outbox.__table__  # type: ignore[attr-defined]
+
+PENDING, SENDING, SENT, MISSED, FAILED = "pending", "sending", "sent", "missed", "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    key: str
+    kind: str
+    recipient_id: str
+    text: str
+    due_at: datetime
+    window_end: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    key: str
+    kind: str
+    recipient_id: str
+    payload: dict[str, Any]
+    due_at: datetime
+    window_end: datetime | None
+    attempts: int
+
+    @property
+    def text(self) -> str:
+        return str(self.payload.get("text", ""))
+
+
+@dataclass(slots=True)
+class DispatchStats:
+    claimed: int = 0
+    sent: int = 0
+    sent_late: int = 0
+    missed: int = 0
+    failed: int = 0
+    retried: int = 0
+
+
+Sender = Callable[[OutboxRow], Awaitable[None]]
+
+
+def _insert(conn: AsyncConnection) -> Any:
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
+
+
+async def enqueue(conn: AsyncConnection, items: Sequence[OutboxItem], now: datetime) -> int:
+    """Insert items whose key is new; return how many were inserted."""
+    if not items:
+        return 0
+    rows = [
+        {
+            "idempotency_key": i.key,
+            "kind": i.kind,
+            "recipient_id": i.recipient_id,
+            "channel": "",
+            "payload": {"text": i.text, **i.extra},
+            "due_at": i.due_at,
+            "window_end": i.window_end,
+            "status": PENDING,
+            "attempts": 0,
+            "created_at": now,
+        }
+        for i in items
+    ]
+    stmt = (
+        _insert(conn)(_T)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(_T.c.id)
+    )
+    result = await conn.execute(stmt, rows)
+    return len(result.all())
+
+
+class OutboxDispatcher:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        clock: Clock,
+        sender: Sender,
+        owner: str,
+        limiter: RateLimiter | None = None,
+        lease: timedelta = timedelta(minutes=2),
+        batch_size: int = 500,
+        max_attempts: int = 5,
+        retry_base: timedelta = timedelta(seconds=30),
+    ) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._sender = sender
+        self._owner = owner
+        self._limiter = limiter
+        self._lease = lease
+        self._batch_size = batch_size
+        self._max_attempts = max_attempts
+        self._retry_base = retry_base
+
+    async def run_once(self) -> DispatchStats:
+        """One pass: expire rows past their window, then claim and send due rows in batches."""
+        stats = DispatchStats()
+        stats.missed += await self._expire()
+        while True:
+            rows = await self._claim()
+            if not rows:
+                break
+            stats.claimed += len(rows)
+            for row in rows:
+                await self._send_one(row, stats)
+            if len(rows) < self._batch_size:
+                break
+        return stats
+
+    async def _expire(self) -> int:
+        now = self._clock.now()
+        stmt = (
+            update(_T)
+            .where(_T.c.status.in_((PENDING, SENDING)))
+            .where(_T.c.window_end.is_not(None), _T.c.window_end < now)
+            .where(or_(_T.c.lease_until.is_(None), _T.c.lease_until < now))
+            .values(status=MISSED, lease_owner=None, lease_until=None, last_error="window passed")
+        )
+        async with self._engine.begin() as conn:
+            result = await conn.execute(stmt)
+        missed = int(result.rowcount or 0)
+        if missed:
+            log.info("outbox: %d rows missed their window", missed)
+        return missed
+
+    async def _claim(self) -> list[OutboxRow]:
+        now = self._clock.now()
+        due = (
+            select(_T.c.id)
+            .where(_T.c.status.in_((PENDING, SENDING)))
+            .where(_T.c.due_at <= now)
+            .where(or_(_T.c.lease_until.is_(None), _T.c.lease_until < now))
+            .order_by(_T.c.due_at, _T.c.id)
+            .limit(self._batch_size)
+        )
+        async with self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                due = due.with_for_update(skip_locked=True)
+            stmt = (
+                update(_T)
+                .where(_T.c.id.in_(due.scalar_subquery()))
+                .values(
+                    lease_owner=self._owner,
+                    lease_until=now + self._lease,
+                    attempts=_T.c.attempts + 1,
+                )
+                .returning(
+                    _T.c.id,
+                    _T.c.idempotency_key,
+                    _T.c.kind,
+                    _T.c.recipient_id,
+                    _T.c.payload,
+                    _T.c.due_at,
+                    _T.c.window_end,
+                    _T.c.attempts,
+                    _T.c.status,
+                )
+            )
+            result = (await conn.execute(stmt)).all()
+        rows = []
+        for r in sorted(result, key=lambda r: (r.due_at, r.id)):
+            if r.status == SENDING:
+                # A previous holder died between marking and confirming this send: the message
+                # may or may not have gone out. We resend (at-least-once) with the same key, which
+                # platforms with duplicate checks (WeCom) use to drop the copy.
+                log.warning("outbox: re-sending %s %s after an interrupted send", r.kind, r.id)
+            rows.append(
+                OutboxRow(
+                    id=int(r.id),
+                    key=r.idempotency_key,
+                    kind=r.kind,
+                    recipient_id=r.recipient_id,
+                    payload=dict(r.payload or {}),
+                    due_at=r.due_at,
+                    window_end=r.window_end,
+                    attempts=int(r.attempts),
+                )
+            )
+        return rows
+
+    async def _mark(self, row_id: int, **values: Any) -> bool:
+        stmt = (
+            update(_T)
+            .where(and_(_T.c.id == row_id, _T.c.lease_owner == self._owner))
+            .values(**values)
+        )
+        async with self._engine.begin() as conn:
+            result = await conn.execute(stmt)
+        return bool(result.rowcount)
+
+    async def _send_one(self, row: OutboxRow, stats: DispatchStats) -> None:
+        now = self._clock.now()
+        if row.window_end is not None and now > row.window_end:
+            await self._mark(
+                row.id,
+                status=MISSED,
+                lease_owner=None,
+                lease_until=None,
+                last_error="window passed",
+            )
+            stats.missed += 1
+            return
+        if self._limiter is not None:
+            await self._limiter.acquire(row.recipient_id)
+        if not await self._mark(row.id, status=SENDING):
+            return  # our lease was taken over: someone else owns this row now
+        try:
+            await self._sender(row)
+        except GatewayError as exc:
+            await self._failed(row, exc, stats)
+            return
+        sent_at = self._clock.now()
+        await self._mark(
+            row.id,
+            status=SENT,
+            sent_at=sent_at,
+            lease_owner=None,
+            lease_until=None,
+            last_error=None,
+        )
+        stats.sent += 1
+        if sent_at - row.due_at > timedelta(minutes=5):
+            stats.sent_late += 1
+
+    async def _failed(self, row: OutboxRow, exc: Exception, stats: DispatchStats) -> None:
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        if row.attempts >= self._max_attempts:
+            await self._mark(
+                row.id, status=FAILED, lease_owner=None, lease_until=None, last_error=error
+            )
+            stats.failed += 1
+            log.error(
+                "outbox: %s %s failed for good after %d attempts: %s",
+                row.kind,
+                row.id,
+                row.attempts,
+                error,
+            )
+            return
+        retry_at = self._clock.now() + self._retry_base * (2 ** (row.attempts - 1))
+        await self._mark(
+            row.id, status=PENDING, lease_owner=None, lease_until=retry_at, last_error=error
+        )
+        stats.retried += 1
+        log.warning(
+            "outbox: %s %s attempt %d failed, retry at %s: %s",
+            row.kind,
+            row.id,
+            row.attempts,
+            retry_at.isoformat(),
+            error,
+        )
