@@ -11,29 +11,37 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import date, timedelta
 
 from aiohttp import web
 
 import handlers
 from bot import web as infra_web
 from bot.clock import Clock, SystemClock
+from bot.commands import CommandRegistry
 from bot.config import AppConfig
+from bot.delivery import Delivery
 from bot.dispatch import Dispatcher
 from bot.events import InboundEvent
 from bot.gateway.hub import GatewayHub
 from bot.gateway.onebot import OneBotGateway
+from bot.gateway.onebot.client import Backoff
 from bot.gateway.simulator import SimulatorGateway, demo_cast
 from bot.intake import Intake
 from bot.keys import CLOCK, CONFIG, DISPATCHER, ENGINE, HUB, INTAKE, METRICS, ROSTER, SESSIONS
 from bot.metrics import Metrics
+from bot.outbox import OutboxDispatcher, OutboxRow
+from bot.ratelimit import RateLimiter
 from bot.roster import Roster
+from bot.scheduler import Tick, TickRunner
 from bot.store.db import make_engine, session_factory, upgrade
 from bot.store.roster_sync import sync_roster
 
 log = logging.getLogger("sopbot.app")
 
 ONEBOT = web.AppKey("onebot_gateway", OneBotGateway)
+TICKS = web.AppKey("tick_runner", TickRunner)
+OUTBOX = web.AppKey("outbox_dispatcher", OutboxDispatcher)
 SIMULATOR = web.AppKey("simulator_gateway", SimulatorGateway)
 
 
@@ -52,7 +60,17 @@ def create_app(
     metrics = Metrics()
     roster = Roster.from_config(cfg)
     hub = GatewayHub()
-    dispatcher = Dispatcher(metrics, cfg=cfg, clock=clock, roster=roster, gateway=hub)
+    delivery = Delivery(hub, roster)
+    dispatcher = Dispatcher(
+        metrics,
+        cfg=cfg,
+        clock=clock,
+        roster=roster,
+        gateway=hub,
+        delivery=delivery,
+        commands=CommandRegistry(handlers.COMMANDS),
+    )
+    dispatcher.provide(metrics=metrics)
     dispatcher.include(*handlers.ROUTERS)
     app[CONFIG], app[CLOCK], app[METRICS] = cfg, clock, metrics
     app[ROSTER], app[HUB], app[DISPATCHER] = roster, hub, dispatcher
@@ -72,7 +90,7 @@ def create_app(
             url=onebot_cfg.url or None,
             action_timeout=onebot_cfg.action_timeout,
             max_frame_bytes=onebot_cfg.max_frame_bytes,
-            reconnect_max_delay=onebot_cfg.reconnect_max_delay,
+            backoff=Backoff(cap=onebot_cfg.reconnect_max_delay),
         )
         app[ONEBOT] = onebot
         hub.add(onebot)
@@ -95,6 +113,7 @@ def create_app(
     app.add_routes(handlers.web_routes())
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_intake)
+    app.cleanup_ctx.append(_scheduler)
     app.cleanup_ctx.append(_gateways)
     return app
 
@@ -130,6 +149,34 @@ async def _intake(app: web.Application) -> AsyncIterator[None]:
     await intake.start()
     yield
     await intake.stop()
+
+
+async def _scheduler(app: web.Application) -> AsyncIterator[None]:
+    cfg, clock = app[CONFIG], app[CLOCK]
+    delivery: Delivery = app[DISPATCHER].deps["delivery"]
+
+    async def send(row: OutboxRow) -> None:
+        await delivery.send(row.recipient_id, row.text)
+
+    outbox = OutboxDispatcher(
+        engine=app[ENGINE],
+        clock=clock,
+        sender=send,
+        owner=instance_id(cfg),
+        limiter=RateLimiter(
+            total_per_s=cfg.delivery.total_per_second,
+            per_key=cfg.delivery.per_recipient_per_minute,
+        ),
+        lease=timedelta(seconds=cfg.delivery.lease),
+        max_attempts=cfg.delivery.max_attempts,
+    )
+    app[OUTBOX] = outbox
+    ticks = (Tick("outbox", cfg.delivery.every, outbox.run_once), *handlers.TICKS)
+    runner = TickRunner(ticks, app[DISPATCHER].deps, app[ENGINE])
+    app[TICKS] = runner
+    runner.start()
+    yield
+    runner.stop()
 
 
 async def _gateways(app: web.Application) -> AsyncIterator[None]:

@@ -13,15 +13,12 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -29,37 +26,13 @@ from pydantic import (
     model_validator,
 )
 
+from bot.config_sla import CalendarSection, DetectorSection, SlaSection
+from bot.config_sop import SopSection
+from bot.config_types import Duration, Section
 from bot.errors import ConfigError
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 
-
-def _parse_duration(value: object) -> float:
-    """Accept seconds as a number or a string like ``"90s"``, ``"5m"``, ``"48h"``, ``"2d"``."""
-    if isinstance(value, bool):
-        raise ValueError('expected a duration such as 300, "5m" or "48h"')
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2) or "s"]
-    else:
-        raise ValueError('expected a duration such as 300, "5m" or "48h"')
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(_parse_duration)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class BotSection(_Section):
+class BotSection(Section):
     timezone: str = "Asia/Shanghai"
     data_dir: Path = Path("./data")
     database_url: str = ""
@@ -94,14 +67,14 @@ class BotSection(_Section):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'sopbot.db').resolve()}"
 
 
-class WebSection(_Section):
+class WebSection(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8780, ge=0, le=65535)
     api_token: SecretStr = SecretStr("")
     public_url: str = ""
 
 
-class OneBotSection(_Section):
+class OneBotSection(Section):
     enabled: bool = True
     mode: Literal["reverse-ws", "forward-ws", "http-post"] = "reverse-ws"
     url: str = ""
@@ -122,7 +95,7 @@ class OneBotSection(_Section):
         return self
 
 
-class SimulatorSection(_Section):
+class SimulatorSection(Section):
     enabled: bool = False
     seed: int = 7
     groups: int = Field(default=4, ge=1, le=200)
@@ -130,22 +103,30 @@ class SimulatorSection(_Section):
     account_id: str = "sim-bot"
 
 
-class GatewaySection(_Section):
+class GatewaySection(Section):
     onebot: OneBotSection = OneBotSection()
     simulator: SimulatorSection = SimulatorSection()
 
 
-class IntakeSection(_Section):
+class IntakeSection(Section):
     queue_size: int = Field(default=20_000, ge=10)
     batch_size: int = Field(default=1_000, ge=1)
     flush_interval: Duration = 0.02
     store_raw: bool = False
 
 
+class DeliverySection(Section):
+    every: Duration = 1.0
+    total_per_second: float = Field(default=50.0, ge=0)
+    per_recipient_per_minute: float = Field(default=30.0, ge=0)
+    lease: Duration = 120.0
+    max_attempts: int = Field(default=5, ge=1)
+
+
 Role = Literal["guide", "operator", "specialist", "supervisor", "admin"]
 
 
-class OperatorConfig(_Section):
+class OperatorConfig(Section):
     id: str = Field(min_length=1)
     name: str = Field(min_length=1)
     role: Role = "operator"
@@ -164,7 +145,7 @@ class OperatorConfig(_Section):
         return v
 
 
-class GroupConfig(_Section):
+class GroupConfig(Section):
     platform: str = "onebot11"
     id: str = Field(min_length=1)
     name: str = ""
@@ -177,11 +158,16 @@ class GroupConfig(_Section):
         return str(v) if isinstance(v, int) else v
 
 
-class AppConfig(_Section):
+class AppConfig(Section):
     bot: BotSection = BotSection()
     web: WebSection = WebSection()
     gateway: GatewaySection = GatewaySection()
     intake: IntakeSection = IntakeSection()
+    delivery: DeliverySection = DeliverySection()
+    sla: SlaSection = SlaSection()
+    calendar: CalendarSection = CalendarSection()
+    detector: DetectorSection = DetectorSection()
+    sop: SopSection = SopSection()
     operators: tuple[OperatorConfig, ...] = ()
     groups: tuple[GroupConfig, ...] = ()
 

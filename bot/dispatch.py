@@ -71,6 +71,11 @@ class Dispatcher:
                 raise ValueError(f"router {router.name!r} is already included")
             self._routers.append(router)
 
+    @property
+    def deps(self) -> dict[str, Any]:
+        """The injectable dependencies (shared with ticks)."""
+        return self._deps
+
     def provide(self, **deps: Any) -> None:
         """Add or replace injectable dependencies (e.g. once the gateway hub exists)."""
         self._deps.update(deps)

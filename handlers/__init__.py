@@ -1,13 +1,22 @@
-"""The one list of what is wired: routers (in dispatch order) and web routes."""
+"""The one list of what is wired: routers (in dispatch order), commands, ticks and web routes.
+
+Handler modules never import each other; they are composed here and nowhere else.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from bot.commands import Command
 from bot.dispatch import Router
-from handlers import status
+from bot.scheduler import Tick
+from handlers import commands, status
 
-ROUTERS: tuple[Router, ...] = ()
+ROUTERS: tuple[Router, ...] = (commands.router,)
+
+COMMANDS: tuple[Command, ...] = (*commands.COMMANDS,)
+
+TICKS: tuple[Tick, ...] = ()
 
 
 def web_routes() -> list[web.RouteDef]:

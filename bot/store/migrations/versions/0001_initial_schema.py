@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 16:44:17.797600
+Create Date: pre-release (regenerated)
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-
     op.create_table(
         "account_state",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -280,7 +279,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-
     with op.batch_alter_table("task_instance", schema=None) as batch_op:
         batch_op.drop_index("ix_task_date")
 

@@ -1,0 +1,87 @@
+"""Ticks: a few code-defined periodic jobs on APScheduler 3 (never one job per guide task).
+
+Tick bodies read the injected clock, so under a simulated clock a tick every real second covers
+``speed`` simulated seconds. On PostgreSQL each tick runs under a session advisory lock, so with
+several processes a tick runs in one of them at a time.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+log = logging.getLogger("sopbot.scheduler")
+
+TickFunc = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    name: str
+    every: float  # real seconds between runs
+    func: TickFunc
+
+
+def _kwargs_for(func: TickFunc, deps: dict[str, Any]) -> dict[str, Any]:
+    params = inspect.signature(func).parameters
+    return {k: v for k, v in deps.items() if k in params}
+
+
+class TickRunner:
+    def __init__(self, ticks: tuple[Tick, ...], deps: dict[str, Any], engine: AsyncEngine) -> None:
+        self._ticks = ticks
+        self._deps = deps
+        self._engine = engine
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+
+    async def run_tick(self, tick: Tick) -> bool:
+        """Run one tick now (tests call this directly); False if another process holds it."""
+        if self._engine.dialect.name == "postgresql":
+            key = zlib.crc32(f"sopbot:tick:{tick.name}".encode())
+            async with self._engine.connect() as conn:
+                got = await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})
+                if not got.scalar_one():
+                    return False
+                try:
+                    await self._call(tick)
+                finally:
+                    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    await conn.commit()
+            return True
+        await self._call(tick)
+        return True
+
+    async def _call(self, tick: Tick) -> None:
+        try:
+            await tick.func(**_kwargs_for(tick.func, self._deps))
+        except Exception:
+            log.exception("tick %s failed", tick.name)
+
+    def start(self) -> None:
+        for tick in self._ticks:
+            self._scheduler.add_job(
+                self.run_tick,
+                IntervalTrigger(seconds=tick.every),
+                args=[tick],
+                id=f"tick:{tick.name}",
+                replace_existing=True,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                next_run_time=datetime.now(UTC),  # first run at once; APScheduler wants wall time
+            )
+        self._scheduler.start()
+
+    def stop(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
