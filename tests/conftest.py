@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,12 @@ async def _pg_admin(sql: str) -> None:
 _TEMPLATE = f"sopbot_tpl_{os.getpid()}"
 
 
+def _run_in_thread(coro: Coroutine[Any, Any, None]) -> None:
+    """Session fixtures may be first requested from inside a running loop: use a fresh one."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro).result()
+
+
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
     """One migrated PostgreSQL database per test run; each test copies it (fast)."""
@@ -59,9 +66,9 @@ def pg_template() -> Iterator[str]:
         finally:
             await engine.dispose()
 
-    asyncio.run(build())
+    _run_in_thread(build())
     yield _TEMPLATE
-    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{_TEMPLATE}" WITH (FORCE)'))
+    _run_in_thread(_pg_admin(f'DROP DATABASE IF EXISTS "{_TEMPLATE}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=BACKENDS)
