@@ -22,6 +22,7 @@ from bot.commands import CommandRegistry
 from bot.config import AppConfig
 from bot.delivery import Delivery
 from bot.dispatch import Dispatcher
+from bot.errors import SopbotError
 from bot.events import InboundEvent
 from bot.gateway.hub import GatewayHub
 from bot.gateway.onebot import OneBotGateway
@@ -32,6 +33,7 @@ from bot.keys import CLOCK, CONFIG, DISPATCHER, ENGINE, HUB, INTAKE, METRICS, RO
 from bot.metrics import Metrics
 from bot.outbox import OutboxDispatcher, OutboxRow
 from bot.ratelimit import RateLimiter
+from bot.reports import ReportRequest, ReportTable
 from bot.roster import Roster
 from bot.scheduler import Tick, TickRunner
 from bot.store.db import make_engine, session_factory, upgrade
@@ -43,6 +45,19 @@ ONEBOT = web.AppKey("onebot_gateway", OneBotGateway)
 TICKS = web.AppKey("tick_runner", TickRunner)
 OUTBOX = web.AppKey("outbox_dispatcher", OutboxDispatcher)
 SIMULATOR = web.AppKey("simulator_gateway", SimulatorGateway)
+
+
+async def run_report(cfg: AppConfig, kind: str, request: ReportRequest) -> list[ReportTable]:
+    """Build a report straight from the store (the CLI's ``sopbot report``)."""
+    builder = handlers.REPORTS.get(kind)
+    if builder is None:
+        raise SopbotError(f"no {kind} report is available")
+    engine = make_engine(cfg.bot.resolved_database_url())
+    try:
+        await upgrade(engine)
+        return await builder(engine, cfg, request)
+    finally:
+        await engine.dispose()
 
 
 def instance_id(cfg: AppConfig) -> str:

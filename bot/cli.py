@@ -4,6 +4,7 @@
     sopbot demo [--config PATH] [--speed N] [--port N] [--seed N]
     sopbot check-config PATH
     sopbot db upgrade [--config PATH]
+    sopbot report sla|sop [--config PATH] --from DATE --to DATE [--as-of ISO] [--format F]
 
 Configuration problems print one line naming the file and the key and exit with status 2.
 """
@@ -14,7 +15,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -54,6 +55,24 @@ def _parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     up = db_sub.add_parser("upgrade", help="apply schema migrations")
     up.add_argument("--config", type=Path)
+
+    report = sub.add_parser("report", help="print SLA or SOP reports from the store")
+    report.add_argument("kind", choices=["sla", "sop"])
+    report.add_argument("--config", type=Path)
+    report.add_argument("--from", dest="start", required=True, help="first local date, YYYY-MM-DD")
+    report.add_argument("--to", dest="end", required=True, help="last local date, YYYY-MM-DD")
+    report.add_argument("--as-of", help="evaluate as of this instant (ISO 8601); default now")
+    report.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    report.add_argument("--basis", choices=["business", "calendar"], default="business")
+    report.add_argument("--lenient", action="store_true", help="count every link, not only strict")
+    report.add_argument("--view", default="", help="report-specific view (e.g. operators)")
+    report.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="filter rows, e.g. --filter group=123 --filter operator=li (repeatable)",
+    )
     return p
 
 
@@ -181,9 +200,50 @@ def _cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bot.app import run_report
+    from bot.reports import ReportRequest, render
+
+    cfg = load_config(args.config) if args.config else AppConfig()
+    setup_logging("WARNING", "text", _secrets(cfg))
+    tz = ZoneInfo(cfg.bot.timezone)
+    try:
+        start, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
+        as_of = datetime.fromisoformat(args.as_of) if args.as_of else SystemClock().now()
+        filters = dict(f.split("=", 1) for f in args.filter)
+    except ValueError as exc:
+        print(f"sopbot report: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=tz)
+    if end < start:
+        print("sopbot report: --to is before --from", file=sys.stderr)
+        return EXIT_CONFIG
+    request = ReportRequest(
+        start=start,
+        end=end,
+        as_of=as_of,
+        basis=args.basis,
+        strict=not args.lenient,
+        view=args.view,
+        filters=filters,
+    )
+    tables = asyncio.run(run_report(cfg, args.kind, request))
+    print(render(tables, args.format))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"run": _cmd_run, "demo": _cmd_demo, "check-config": _cmd_check, "db": _cmd_db}
+    commands = {
+        "run": _cmd_run,
+        "demo": _cmd_demo,
+        "check-config": _cmd_check,
+        "db": _cmd_db,
+        "report": _cmd_report,
+    }
     try:
         return commands[args.command](args)
     except ConfigError as exc:

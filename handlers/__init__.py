@@ -9,6 +9,7 @@ from aiohttp import web
 
 from bot.commands import Command
 from bot.dispatch import Router
+from bot.reports import ReportBuilder
 from bot.scheduler import Tick
 from handlers import commands, status
 
@@ -17,6 +18,9 @@ ROUTERS: tuple[Router, ...] = (commands.router,)
 COMMANDS: tuple[Command, ...] = (*commands.COMMANDS,)
 
 TICKS: tuple[Tick, ...] = ()
+
+# `sopbot report KIND` and the API share these builders.
+REPORTS: dict[str, ReportBuilder] = {}
 
 
 def web_routes() -> list[web.RouteDef]:
