@@ -128,6 +128,9 @@ def create_app(
     app.add_routes(handlers.web_routes())
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_intake)
+    # Handler services (engines, timers) start after the store and before ticks and gateways;
+    # they expose themselves to handlers with ``app[DISPATCHER].provide(name=...)``.
+    app.cleanup_ctx.extend(handlers.CONTEXTS)
     app.cleanup_ctx.append(_scheduler)
     app.cleanup_ctx.append(_gateways)
     return app

@@ -5,6 +5,8 @@ Handler modules never import each other; they are composed here and nowhere else
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+
 from aiohttp import web
 
 from bot.commands import Command
@@ -18,6 +20,9 @@ ROUTERS: tuple[Router, ...] = (commands.router,)
 COMMANDS: tuple[Command, ...] = (*commands.COMMANDS,)
 
 TICKS: tuple[Tick, ...] = ()
+
+# Lifecycle contexts (aiohttp cleanup_ctx) of handler services, started in this order.
+CONTEXTS: tuple[Callable[[web.Application], AsyncIterator[None]], ...] = ()
 
 # `sopbot report KIND` and the API share these builders.
 REPORTS: dict[str, ReportBuilder] = {}
