@@ -68,3 +68,5 @@ def setup_logging(level: str = "INFO", fmt: str = "json", secrets: Iterable[str]
     root.setLevel(level)
     # aiohttp's access log would print query strings (``?access_token=``): keep it quiet.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # APScheduler logs every tick run at INFO: one line a second is noise, not information.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -26,6 +26,9 @@ def _is_staff_private(event: StoredMessage) -> bool:
         and event.actor.role is ActorRole.OPERATOR
         and not event.msg.is_self
         and event.actor.operator is not None
+        # Only a private chat between the staff member and the bot itself: a guide's private
+        # message to a customer (same sender role, other peer) is not a command.
+        and event.msg.chat_id == event.msg.sender_id
     )
 
 

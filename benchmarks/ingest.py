@@ -1,0 +1,269 @@
+"""Ingest benchmark: a load generator acting as a OneBot v11 implementation pushes group message
+events over a real reverse WebSocket into a real ``sopbot run`` process (SQLite), then counts rows.
+
+    .venv/bin/python -m benchmarks.ingest [--events 200000] [--groups 200] [--rate 0]
+
+Prints sustained events/s (first event sent → last row committed), receipt→commit latency
+p50/p99 (from the bot's own Prometheus histogram, interpolated within buckets), the bot's peak
+RSS, and whether every event was stored. ``--rate`` offers events at a fixed rate instead of as
+fast as the socket takes them. Target (issue 2): >= 10,000 events/s, p99 < 100 ms, RSS < 300 MB,
+zero lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+import psutil
+
+TOKEN = "bench-token"
+SELF_ID = "10000"
+
+TEXTS = (
+    "请问这款奶粉几段适合八个月宝宝？",
+    "今天的活动什么时候开始",
+    "好的谢谢",
+    "我的订单显示已发货但是物流三天没动了 订单号 2026112300123",
+    "[图片]",
+    "有没有小样可以试用呀",
+    "哈哈哈哈 宝宝今天第一次叫妈妈了",
+    "How long does shipping to Shanghai take?",
+    "收到",
+    "这个颜色还有M码吗？",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_events(n: int, groups: int, start_ts: int) -> list[bytes]:
+    rng = random.Random(42)
+    out = []
+    for i in range(n):
+        group = 700000 + rng.randrange(groups)
+        user = 300000 + rng.randrange(5000)
+        segs: list[dict[str, object]] = []
+        if i % 17 == 0 and i:
+            segs.append({"type": "reply", "data": {"id": str(1000 + i - 1)}})
+        if i % 11 == 0:
+            segs.append({"type": "at", "data": {"qq": str(300000 + rng.randrange(5000))}})
+        segs.append({"type": "text", "data": {"text": TEXTS[i % len(TEXTS)]}})
+        out.append(
+            orjson.dumps(
+                {
+                    "time": start_ts + i // 1000,
+                    "self_id": int(SELF_ID),
+                    "post_type": "message",
+                    "message_type": "group",
+                    "sub_type": "normal",
+                    "message_id": 1000 + i,
+                    "group_id": group,
+                    "user_id": user,
+                    "anonymous": None,
+                    "message": segs,
+                    "raw_message": TEXTS[i % len(TEXTS)],
+                    "font": 0,
+                    "sender": {
+                        "user_id": user,
+                        "nickname": f"用户{user}",
+                        "card": "",
+                        "role": "member",
+                    },
+                }
+            )
+        )
+    return out
+
+
+def write_config(tmp: Path, port: int) -> Path:
+    cfg = tmp / "bench.toml"
+    cfg.write_text(
+        f"""
+[bot]
+data_dir = "{tmp / "data"}"
+log_level = "WARNING"
+[web]
+port = {port}
+[gateway.onebot]
+access_token = "{TOKEN}"
+[intake]
+queue_size = 20000
+batch_size = 2000
+flush_interval = "20ms"
+""",
+        encoding="utf-8",
+    )
+    return cfg
+
+
+def histogram_quantile(metrics_text: str, name: str, q: float) -> float | None:
+    """Quantile from a Prometheus histogram, linear within the bucket (as PromQL does)."""
+    buckets: list[tuple[float, float]] = []
+    for m in re.finditer(rf'^{name}_bucket{{le="([^"]+)"}} ([0-9.e+]+)$', metrics_text, re.M):
+        le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
+        buckets.append((le, float(m.group(2))))
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    buckets.sort()
+    total = buckets[-1][1]
+    rank = q * total
+    prev_le, prev_count = 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if le == float("inf"):
+                return prev_le
+            span = count - prev_count
+            return prev_le + (le - prev_le) * ((rank - prev_count) / span if span else 0)
+        prev_le, prev_count = le, count
+    return None
+
+
+async def run(args: argparse.Namespace) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="sopbot-bench-"))
+    port = free_port()
+    cfg = write_config(tmp, port)
+    db = tmp / "data" / "sopbot.db"
+    events = make_events(args.events, args.groups, int(time.time()))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "run", "--config", str(cfg)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    ps = psutil.Process(proc.pid)
+    peak_rss = 0
+    stop_sampling = asyncio.Event()
+
+    async def sample_rss() -> None:
+        nonlocal peak_rss
+        while not stop_sampling.is_set():
+            try:
+                peak_rss = max(peak_rss, ps.memory_info().rss)
+            except psutil.Error:
+                return
+            await asyncio.sleep(0.05)
+
+    sampler = asyncio.create_task(sample_rss())
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                try:
+                    async with http.get(f"{base}/healthz") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                print("bot did not start:", proc.stderr.read().decode() if proc.stderr else "")
+                return 1
+            headers = {
+                "X-Self-ID": SELF_ID,
+                "X-Client-Role": "Universal",
+                "Authorization": f"Bearer {TOKEN}",
+                "User-Agent": "OneBot/11",
+            }
+            async with http.ws_connect(
+                f"{base}/onebot/v11/ws", headers=headers, max_msg_size=0
+            ) as ws:
+                await ws.send_bytes(
+                    orjson.dumps(
+                        {
+                            "time": int(time.time()),
+                            "self_id": 10000,
+                            "post_type": "meta_event",
+                            "meta_event_type": "lifecycle",
+                            "sub_type": "connect",
+                        }
+                    )
+                )
+                t0 = time.perf_counter()
+                interval = 1.0 / args.rate if args.rate else 0.0
+                for i, ev in enumerate(events):
+                    await ws.send_str(ev.decode())
+                    if interval:
+                        target = t0 + (i + 1) * interval
+                        if (delay := target - time.perf_counter()) > 0:
+                            await asyncio.sleep(delay)
+                t_sent = time.perf_counter()
+                # Wait for the last row to be committed.
+                stored = 0
+                deadline = time.perf_counter() + 300
+                con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+                while time.perf_counter() < deadline:
+                    stored = con.execute("SELECT count(*) FROM message").fetchone()[0]
+                    if stored >= args.events:
+                        break
+                    await asyncio.sleep(0.02)
+                t_done = time.perf_counter()
+                con.close()
+                async with http.get(f"{base}/metrics") as r:
+                    metrics_text = await r.text()
+                connected = not ws.closed
+    finally:
+        stop_sampling.set()
+        await sampler
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    p50 = histogram_quantile(metrics_text, "sopbot_intake_commit_seconds", 0.50)
+    p99 = histogram_quantile(metrics_text, "sopbot_intake_commit_seconds", 0.99)
+    rejected = sum(
+        float(v)
+        for v in re.findall(
+            r"^sopbot_events_rejected_total\{[^}]*\} ([0-9.e+]+)$", metrics_text, re.M
+        )
+    )
+    elapsed = t_done - t0
+    print(f"events offered      {args.events:,} over one reverse WebSocket ({args.groups} groups)")
+    print(
+        f"offered rate        {'max' if not args.rate else f'{args.rate:,.0f}/s'}; "
+        f"sending took {t_sent - t0:.2f}s"
+    )
+    print(
+        f"stored              {stored:,} rows ({args.events - stored:,} lost); "
+        f"rejected {rejected:.0f}"
+    )
+    print(
+        f"sustained           {stored / elapsed:,.0f} events/s (first send → last commit "
+        f"{elapsed:.2f}s)"
+    )
+    print(
+        f"receipt→commit      p50 {1000 * (p50 or 0):.1f} ms, p99 {1000 * (p99 or 0):.1f} ms "
+        "(bot histogram, interpolated)"
+    )
+    print(f"peak RSS (bot)      {peak_rss / 2**20:.0f} MB")
+    print(f"connection          {'stayed up' if connected else 'CLOSED'}")
+    return 0 if stored == args.events else 1
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--events", type=int, default=200_000)
+    p.add_argument("--groups", type=int, default=200)
+    p.add_argument("--rate", type=float, default=0.0, help="events/s offered; 0 = flood")
+    sys.exit(asyncio.run(run(p.parse_args())))
+
+
+if __name__ == "__main__":
+    main()

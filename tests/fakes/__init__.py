@@ -1,0 +1,1 @@
+"""Fakes of the external systems sopbot talks to (OneBot implementations, …)."""
