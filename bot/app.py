@@ -110,6 +110,13 @@ def create_app(
         app[ONEBOT] = onebot
         hub.add(onebot)
         app.add_routes(onebot.routes())
+
+        async def _close_sockets(_app: web.Application) -> None:
+            # Close reverse-WS connections at shutdown's start, so their handlers end now and
+            # aiohttp does not wait out its shutdown timeout before running cleanup.
+            await onebot.stop()
+
+        app.on_shutdown.append(_close_sockets)
     sim_cfg = cfg.gateway.simulator
     if sim_cfg.enabled:
         simulator = SimulatorGateway(
@@ -194,7 +201,7 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
     app[TICKS] = runner
     runner.start()
     yield
-    runner.stop()
+    await runner.stop()
 
 
 async def _gateways(app: web.Application) -> AsyncIterator[None]:

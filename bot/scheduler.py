@@ -7,6 +7,7 @@ several processes a tick runs in one of them at a time.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import zlib
@@ -43,9 +44,23 @@ class TickRunner:
         self._deps = deps
         self._engine = engine
         self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._running: set[asyncio.Task[Any]] = set()
+        self._stopping = False
 
     async def run_tick(self, tick: Tick) -> bool:
         """Run one tick now (tests call this directly); False if another process holds it."""
+        if self._stopping:
+            return False
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            return await self._run_locked(tick)
+        finally:
+            if task is not None:
+                self._running.discard(task)
+
+    async def _run_locked(self, tick: Tick) -> bool:
         if self._engine.dialect.name == "postgresql":
             key = zlib.crc32(f"sopbot:tick:{tick.name}".encode())
             async with self._engine.connect() as conn:
@@ -82,6 +97,12 @@ class TickRunner:
             )
         self._scheduler.start()
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
+        """Stop scheduling, then cancel and await running ticks (before the engine closes)."""
+        self._stopping = True
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+        for task in list(self._running):
+            task.cancel()
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)

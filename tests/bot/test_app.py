@@ -1,0 +1,201 @@
+"""The whole app over real sockets: fake OneBot implementation → sopbot → store, web, commands."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from sqlmodel import col, select
+
+from bot.app import create_app
+from bot.clock import ManualClock
+from bot.gateway.onebot import WS_PATH
+from bot.keys import METRICS, SESSIONS
+from bot.store.models import AccountState, Message
+from tests.conftest import make_config
+from tests.fakes.onebot import FakeOneBot, counter, segs, wait_until
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2024, 6, 10, 6, 20, tzinfo=UTC)
+API_TOKEN = "test-api-token"
+OB_TOKEN = "test-onebot-token"
+
+
+@dataclass
+class Bot:
+    app: web.Application
+    server: TestServer
+
+    def url(self, path: str) -> Any:
+        return self.server.make_url(path)
+
+    def received(self) -> float:
+        return counter(
+            self.app[METRICS], "sopbot_events_received_total", platform="onebot11", kind="message"
+        )
+
+    async def messages(self) -> list[Message]:
+        async with self.app[SESSIONS]() as s:
+            return list((await s.exec(select(Message).order_by(col(Message.id)))).all())
+
+
+@pytest.fixture
+async def bot(
+    db_url: str, tmp_path: Path, aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> Bot:
+    # db_url before aiohttp_server: the app (and its intake flush) must stop before the
+    # database is dropped at teardown.
+    cfg = make_config(tmp_path, bot={"data_dir": str(tmp_path), "database_url": db_url})
+    app = create_app(cfg, clock=ManualClock(NOW))
+    server = await aiohttp_server(app)
+    return Bot(app, server)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOneBot]:
+    fb = FakeOneBot("777", token=OB_TOKEN)
+    yield fb
+    await fb.close()
+
+
+async def test_group_messages_stored_once(bot: Bot, fake: FakeOneBot) -> None:
+    """Events over a real reverse WebSocket are stored with roles; a re-delivery is stored once."""
+    await fake.connect_reverse(bot.url(WS_PATH))
+    question = fake.group_message("请问几点发货？", group_id=5001, user_id=20001, message_id=1)
+    answer = fake.group_message(
+        "",
+        group_id=5001,
+        user_id=9002,
+        message_id=2,
+        segments=segs(
+            ("reply", {"id": "1"}), ("at", {"qq": "20001"}), ("text", {"text": " 今天下午四点"})
+        ),
+    )
+    as_cq = fake.group_message(
+        "",
+        group_id=5002,
+        user_id=20002,
+        message_id=3,
+        fmt="string",
+        segments=segs(("at", {"qq": "9002"}), ("text", {"text": " 好的 [谢谢]"})),
+    )
+    assert as_cq["message"] == "[CQ:at,qq=9002] 好的 &#91;谢谢&#93;"
+    await fake.push(question, answer, as_cq, question)  # the last one is a re-delivery
+    await wait_until(lambda: bot.received() >= 4)
+    rows: list[Message] = []
+
+    async def stored() -> bool:
+        rows[:] = await bot.messages()
+        return len(rows) == 3
+
+    for _ in range(300):
+        if await stored():
+            break
+        await fake_pause()
+    assert [(m.message_id, m.actor_role, m.operator_id) for m in rows] == [
+        ("1", "customer", None),
+        ("2", "operator", "li"),
+        ("3", "customer", None),
+    ]
+    assert rows[1].reply_to_message_id == "1"
+    assert rows[1].mention_user_ids == ["20001"]
+    assert rows[2].text.endswith("好的 [谢谢]")
+    assert rows[2].mention_user_ids == ["9002"]
+    assert all(m.account_id == "777" and m.sent_at.tzinfo is not None for m in rows)
+    dup = counter(bot.app[METRICS], "sopbot_messages_duplicate_total")
+    assert dup == 1
+
+
+async def fake_pause() -> None:
+    import asyncio
+
+    await asyncio.sleep(0.01)
+
+
+async def test_wrong_token_rejected_before_upgrade(bot: Bot, fake: FakeOneBot) -> None:
+    """A wrong or missing token never gets a WebSocket."""
+    headers = {**fake.reverse_headers(), "Authorization": "Bearer nope"}
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await fake.connect_reverse(bot.url(WS_PATH), headers=headers)
+    assert info.value.status == 403
+    headers.pop("Authorization")
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await fake.connect_reverse(bot.url(WS_PATH), headers=headers)
+    assert info.value.status == 401
+
+
+async def test_health_metrics_and_account_state(bot: Bot, fake: FakeOneBot) -> None:
+    """/healthz lists the connected account; /metrics counts it; the store records it."""
+    await fake.connect_reverse(bot.url(WS_PATH))
+    await wait_until(
+        lambda: counter(bot.app[METRICS], "sopbot_connected_accounts", platform="onebot11") == 1
+    )
+    async with aiohttp.ClientSession() as http:
+        async with http.get(bot.url("/healthz")) as r:
+            body = await r.json()
+        assert r.status == 200
+        assert body["database"] == "ok"
+        assert body["accounts_online"]["onebot11"] == ["777"]
+        async with http.get(bot.url("/metrics")) as r:
+            text = await r.text()
+        assert 'sopbot_connected_accounts{platform="onebot11"} 1.0' in text
+        assert OB_TOKEN not in text
+    for _ in range(300):
+        async with bot.app[SESSIONS]() as s:
+            state = (await s.exec(select(AccountState))).first()
+        if state is not None:
+            break
+        await fake_pause()
+    assert state is not None
+    assert state.online
+
+
+async def test_staff_private_command_answered_privately(bot: Bot, fake: FakeOneBot) -> None:
+    """A staff member's private message to the bot gets a private reply; a customer's does not."""
+    await fake.connect_reverse(bot.url(WS_PATH))
+    await fake.push(fake.private_message("帮助", user_id=9002, message_id=11))
+    await fake.push(fake.private_message("你好 在吗", user_id=20001, message_id=12))
+    await wait_until(lambda: bool(fake.calls_of("send_private_msg")), limit=5)
+    calls = fake.calls_of("send_private_msg")
+    assert [c["params"]["user_id"] for c in calls] == [9002]
+    assert "帮助" in str(calls[0]["params"]["message"])
+
+
+async def test_status_page_escapes_customer_text(bot: Bot, fake: FakeOneBot) -> None:
+    """Customer text is shown as text: a <script> tag is escaped, not executed."""
+    await fake.connect_reverse(bot.url(WS_PATH))
+    await fake.push(fake.group_message("<script>alert(1)</script>", message_id=21))
+    for _ in range(300):
+        if await bot.messages():
+            break
+        await fake_pause()
+    async with aiohttp.ClientSession() as http, http.get(bot.url("/")) as r:
+        html = await r.text()
+    assert r.status == 200
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert(1)" not in html
+    async with aiohttp.ClientSession() as http, http.get(bot.url("/?lang=en")) as r:
+        assert "Latest messages" in await r.text()
+
+
+async def test_api_requires_bearer_token(bot: Bot) -> None:
+    """/api/ routes answer 401 without the token, and pass through with it."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(bot.url("/api/v1/openapi.json")) as r:
+            assert r.status == 401
+        async with http.get(
+            bot.url("/api/v1/openapi.json"), headers={"Authorization": "Bearer wrong"}
+        ) as r:
+            assert r.status == 401
+        async with http.get(
+            bot.url("/api/v1/does-not-exist"), headers={"Authorization": f"Bearer {API_TOKEN}"}
+        ) as r:
+            assert r.status == 404
