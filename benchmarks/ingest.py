@@ -141,8 +141,11 @@ async def run(args: argparse.Namespace) -> int:
     db = tmp / "data" / "sopbot.db"
     events = make_events(args.events, args.groups, int(time.time()))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run", "--config", str(cfg)],
+    # SOPBOT_BENCH_PROFILE=FILE runs the bot under cProfile (slower; for finding hot spots).
+    profile = os.environ.get("SOPBOT_BENCH_PROFILE")
+    prefix = ["-m", "cProfile", "-o", profile] if profile else []
+    proc = subprocess.Popen(  # noqa: ASYNC220 (one start-up call, not on a hot path)
+        [sys.executable, *prefix, "-m", "bot", "run", "--config", str(cfg)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -5,6 +5,7 @@
     sopbot check-config PATH
     sopbot db upgrade [--config PATH]
     sopbot report sla|sop [--config PATH] --from DATE --to DATE [--as-of ISO] [--format F]
+    sopbot import-customers CSV --config PATH [--platform P]
 
 Configuration problems print one line naming the file and the key and exit with status 2.
 """
@@ -73,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="filter rows, e.g. --filter group=123 --filter operator=li (repeatable)",
     )
+    imp = sub.add_parser(
+        "import-customers",
+        help="bind customers to guides from a CSV: guide,customer_id,added_date,last_purchase",
+    )
+    imp.add_argument("csv", type=Path)
+    imp.add_argument("--config", required=True, type=Path)
+    imp.add_argument("--platform", default="onebot11", help="platform of the customer ids")
     return p
 
 
@@ -235,6 +243,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import_customers(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bot.store.tasks import CsvError, import_customers
+
+    cfg = load_config(args.config)
+    setup_logging("WARNING", "text", _secrets(cfg))
+    try:
+        new, total = asyncio.run(import_customers(cfg, args.csv, args.platform))
+    except CsvError as exc:
+        print(f"sopbot import-customers: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{total} customers in {args.csv}: {new} new, {total - new} already known (updated)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     commands = {
@@ -243,6 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check-config": _cmd_check,
         "db": _cmd_db,
         "report": _cmd_report,
+        "import-customers": _cmd_import_customers,
     }
     try:
         return commands[args.command](args)

@@ -26,9 +26,12 @@ from pydantic import (
     model_validator,
 )
 
+from bot.config_digest import DigestSection
 from bot.config_sla import CalendarSection, DetectorSection, SlaSection
 from bot.config_sop import SopSection
 from bot.config_types import Duration, Section
+from bot.config_web import WebUser
+from bot.config_wecom import MatterbridgeSection, WeComSection
 from bot.errors import ConfigError
 
 
@@ -72,6 +75,9 @@ class WebSection(Section):
     port: int = Field(default=8780, ge=0, le=65535)
     api_token: SecretStr = SecretStr("")
     public_url: str = ""
+    users: tuple[WebUser, ...] = ()
+    session_secret: SecretStr = SecretStr("")
+    session_ttl: Duration = 43200.0
 
 
 class OneBotSection(Section):
@@ -106,6 +112,8 @@ class SimulatorSection(Section):
 class GatewaySection(Section):
     onebot: OneBotSection = OneBotSection()
     simulator: SimulatorSection = SimulatorSection()
+    wecom: WeComSection = WeComSection()
+    matterbridge: MatterbridgeSection = MatterbridgeSection()
 
 
 class IntakeSection(Section):
@@ -168,6 +176,7 @@ class AppConfig(Section):
     calendar: CalendarSection = CalendarSection()
     detector: DetectorSection = DetectorSection()
     sop: SopSection = SopSection()
+    digest: DigestSection = DigestSection()
     operators: tuple[OperatorConfig, ...] = ()
     groups: tuple[GroupConfig, ...] = ()
 

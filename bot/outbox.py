@@ -2,14 +2,19 @@
 
 Producers ``enqueue`` rows (a second enqueue of the same key is a no-op, so a restart or a second
 process never duplicates a reminder). ``OutboxDispatcher.run_once`` claims due rows with a lease
-(``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several processes share the work), marks each one
-``sending`` before the send and ``sent`` after it. A process that dies mid-send leaves the row
-leased; once the lease expires another pass re-claims it. Rows past their window are recorded as
-``missed`` instead of sent late; failures are retried with backoff up to ``max_attempts``.
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several processes share the work), marking them
+``sending``; each row is marked ``sent`` in its own transaction right after its send, so a crash
+leaves at most one unconfirmed send per sender (1 on SQLite, 16 in parallel on PostgreSQL, each
+recipient's rows in order). A process that dies mid-send leaves its rows leased; once the lease
+expires another pass re-claims and sends them: at-least-once, and exactly-once at receivers that
+drop a repeated message (WeCom's duplicate check). A row whose lease ran out while it waited for
+the rate limiter is left for the next pass. Rows past their window are recorded as ``missed``
+instead of sent late; failures are retried with backoff up to ``max_attempts``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +58,7 @@ class OutboxRow:
     due_at: datetime
     window_end: datetime | None
     attempts: int
+    lease_until: datetime | None = None
 
     @property
     def text(self) -> str:
@@ -117,6 +123,7 @@ class OutboxDispatcher:
         batch_size: int = 500,
         max_attempts: int = 5,
         retry_base: timedelta = timedelta(seconds=30),
+        concurrency: int | None = None,
     ) -> None:
         self._engine = engine
         self._clock = clock
@@ -127,6 +134,12 @@ class OutboxDispatcher:
         self._batch_size = batch_size
         self._max_attempts = max_attempts
         self._retry_base = retry_base
+        if concurrency is None:
+            # SQLite has one writer: parallel senders only contend for it.
+            concurrency = 16 if engine.dialect.name == "postgresql" else 1
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        self._concurrency = concurrency
 
     async def run_once(self) -> DispatchStats:
         """One pass: expire rows past their window, then claim and send due rows in batches."""
@@ -137,11 +150,30 @@ class OutboxDispatcher:
             if not rows:
                 break
             stats.claimed += len(rows)
-            for row in rows:
-                await self._send_one(row, stats)
+            await self._send_batch(rows, stats)
             if len(rows) < self._batch_size:
                 break
         return stats
+
+    async def _send_batch(self, rows: list[OutboxRow], stats: DispatchStats) -> None:
+        """Send a claimed batch: recipients in parallel, each recipient's rows in due order.
+
+        Every row keeps its own mark-sending / send / mark-sent sequence, so a crash still
+        leaves at most one unconfirmed send per worker (``concurrency`` in all) to be re-sent.
+        """
+        by_recipient: dict[str, list[OutboxRow]] = {}
+        for row in rows:
+            by_recipient.setdefault(row.recipient_id, []).append(row)
+        queue = list(by_recipient.values())
+        queue.reverse()
+
+        async def worker() -> None:
+            while queue:
+                for row in queue.pop():
+                    await self._send_one(row, stats)
+
+        workers = min(self._concurrency, len(queue))
+        await asyncio.gather(*(worker() for _ in range(workers)))
 
     async def _expire(self) -> int:
         now = self._clock.now()
@@ -176,6 +208,7 @@ class OutboxDispatcher:
                 update(_T)
                 .where(_T.c.id.in_(due.scalar_subquery()))
                 .values(
+                    status=SENDING,
                     lease_owner=self._owner,
                     lease_until=now + self._lease,
                     attempts=_T.c.attempts + 1,
@@ -189,17 +222,18 @@ class OutboxDispatcher:
                     _T.c.due_at,
                     _T.c.window_end,
                     _T.c.attempts,
-                    _T.c.status,
+                    _T.c.lease_until,
                 )
             )
             result = (await conn.execute(stmt)).all()
         rows = []
         for r in sorted(result, key=lambda r: (r.due_at, r.id)):
-            if r.status == SENDING:
-                # A previous holder died between marking and confirming this send: the message
-                # may or may not have gone out. We resend (at-least-once) with the same key, which
-                # platforms with duplicate checks (WeCom) use to drop the copy.
-                log.warning("outbox: re-sending %s %s after an interrupted send", r.kind, r.id)
+            if r.attempts > 1:
+                # A previous holder's lease ran out (crash, or a retry after a failure). If it
+                # died between the send and the sent-mark the message may already be out: we
+                # resend (at-least-once) with the same key, which receivers with a duplicate
+                # check (WeCom) use to drop the copy.
+                log.info("outbox: re-claimed %s %s (attempt %d)", r.kind, r.id, r.attempts)
             rows.append(
                 OutboxRow(
                     id=int(r.id),
@@ -210,6 +244,7 @@ class OutboxDispatcher:
                     due_at=r.due_at,
                     window_end=r.window_end,
                     attempts=int(r.attempts),
+                    lease_until=r.lease_until,
                 )
             )
         return rows
@@ -238,8 +273,8 @@ class OutboxDispatcher:
             return
         if self._limiter is not None:
             await self._limiter.acquire(row.recipient_id)
-        if not await self._mark(row.id, status=SENDING):
-            return  # our lease was taken over: someone else owns this row now
+        if row.lease_until is not None and self._clock.now() >= row.lease_until:
+            return  # our lease ran out while we waited: another pass may own this row now
         try:
             await self._sender(row)
         except GatewayError as exc:

@@ -6,6 +6,7 @@ Handler modules never import each other; they are composed here and nowhere else
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -13,20 +14,52 @@ from bot.commands import Command
 from bot.dispatch import Router
 from bot.reports import ReportBuilder
 from bot.scheduler import Tick
-from handlers import commands, status
+from handlers import (
+    alerts,
+    api_sla,
+    api_sop,
+    commands,
+    commands_sla,
+    commands_sop,
+    openapi,
+    questions,
+    reports_sla,
+    reports_sop,
+    sop_completion,
+    sop_plan,
+    status,
+)
 
-ROUTERS: tuple[Router, ...] = (commands.router,)
+ROUTERS: tuple[Router, ...] = (commands.router, questions.router, *sop_completion.ROUTERS)
 
-COMMANDS: tuple[Command, ...] = (*commands.COMMANDS,)
+COMMANDS: tuple[Command, ...] = (
+    *commands.COMMANDS,
+    *commands_sla.COMMANDS,
+    *commands_sop.COMMANDS,
+)
 
-TICKS: tuple[Tick, ...] = ()
+TICKS: tuple[Tick, ...] = (*questions.TICKS, *sop_plan.TICKS)
 
 # Lifecycle contexts (aiohttp cleanup_ctx) of handler services, started in this order.
-CONTEXTS: tuple[Callable[[web.Application], AsyncIterator[None]], ...] = ()
+CONTEXTS: tuple[Callable[[web.Application], AsyncIterator[None]], ...] = (
+    questions.context,
+    alerts.context,
+    reports_sla.context,
+    sop_plan.sop_context,
+)
 
 # `sopbot report KIND` and the API share these builders.
-REPORTS: dict[str, ReportBuilder] = {}
+REPORTS: dict[str, ReportBuilder] = {"sla": reports_sla.build, **reports_sop.REPORTS}
 
 
 def web_routes() -> list[web.RouteDef]:
-    return [*status.routes()]
+    return [
+        *status.routes(),
+        *api_sla.routes(reports_sla.build),
+        *api_sop.routes(),
+        *openapi.routes(OPENAPI_PATHS, (api_sla.OPENAPI_SCHEMAS,)),
+    ]
+
+
+# OpenAPI path items merged by handlers/openapi.py.
+OPENAPI_PATHS: tuple[dict[str, Any], ...] = (api_sla.OPENAPI_PATHS, api_sop.OPENAPI_PATHS)

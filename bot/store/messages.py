@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,12 +23,89 @@ def _insert(conn: AsyncConnection) -> Any:
     return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
 
 
+_SQLITE_COLS = (
+    "platform",
+    "account_id",
+    "chat_type",
+    "chat_id",
+    "message_id",
+    "sender_id",
+    "sender_name",
+    "actor_role",
+    "operator_id",
+    "is_self",
+    "text",
+    "reply_to_message_id",
+    "mention_user_ids",
+    "mention_all",
+    "sent_at",
+    "received_at",
+    "recalled_at",
+    "raw",
+)
+_SQLITE_CHUNK = 1000  # 18 columns x 1000 rows stays under SQLite's 32766 bound parameters
+
+
+def _sqlite_ts(value: datetime | None) -> str | None:
+    # The exact text SQLAlchemy's SQLite DateTime writes, so both paths read back alike.
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _sqlite_params(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        row["platform"],
+        row["account_id"],
+        row["chat_type"],
+        row["chat_id"],
+        row["message_id"],
+        row["sender_id"],
+        row["sender_name"],
+        row["actor_role"],
+        row["operator_id"],
+        1 if row["is_self"] else 0,
+        row["text"],
+        row["reply_to_message_id"],
+        orjson.dumps(row["mention_user_ids"]).decode(),
+        1 if row["mention_all"] else 0,
+        _sqlite_ts(row["sent_at"]),
+        _sqlite_ts(row["received_at"]),
+        _sqlite_ts(row["recalled_at"]),
+        None if row["raw"] is None else orjson.dumps(row["raw"]).decode(),
+    )
+
+
+async def _insert_sqlite(
+    conn: AsyncConnection, rows: Sequence[dict[str, Any]]
+) -> dict[MessageKey, int]:
+    """The intake hot path on SQLite: one multi-row statement per chunk, no per-row ORM work."""
+    out: dict[MessageKey, int] = {}
+    one = "(" + ",".join("?" * len(_SQLITE_COLS)) + ")"
+    for start in range(0, len(rows), _SQLITE_CHUNK):
+        chunk = rows[start : start + _SQLITE_CHUNK]
+        sql = (
+            f"INSERT INTO message ({','.join(_SQLITE_COLS)}) VALUES "
+            + ",".join([one] * len(chunk))
+            + f" ON CONFLICT ({','.join(_KEY_COLS)}) DO NOTHING"
+            + f" RETURNING id, {','.join(_KEY_COLS)}"
+        )
+        params = tuple(v for row in chunk for v in _sqlite_params(row))
+        result = await conn.exec_driver_sql(sql, params)
+        for r in result.all():
+            row_id, *key = tuple(r)
+            out[(key[0], key[1], key[2], key[3], key[4])] = int(row_id)
+    return out
+
+
 async def insert_messages(
     conn: AsyncConnection, rows: Sequence[dict[str, Any]]
 ) -> dict[MessageKey, int]:
     """Insert rows, skipping ones already stored; return the new rows' keys → ids."""
     if not rows:
         return {}
+    if conn.dialect.name == "sqlite":
+        return await _insert_sqlite(conn, rows)
     stmt = (
         _insert(conn)(_T)
         .on_conflict_do_nothing(index_elements=list(_KEY_COLS))

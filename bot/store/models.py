@@ -150,23 +150,36 @@ class Message(SQLModel, table=True):
 
 
 class Question(SQLModel, table=True):
-    """A customer question and its SLA facts (reference/sla.md §7.2)."""
+    """A customer question and its SLA facts (reference/sla.md §7.2).
+
+    ``public_id`` is the engine's question id (``Q<message row id>`` of the opening message), the
+    id staff type in commands and the API returns; ``id`` is the internal key rows refer to.
+    The ``strict_*`` columns repeat the first response of the strict view (link confidence at or
+    above the policy's threshold), so reports aggregate either view in SQL.
+    """
 
     __tablename__ = "question"
     __table_args__ = (
+        UniqueConstraint("public_id", name="uq_question_public_id"),
         Index("ix_question_opened", "opened_at"),
+        Index("ix_question_day", "local_date"),
         Index("ix_question_chat_status", "platform", "chat_id", "status"),
+        Index("ix_question_status", "status"),
         Index("ix_question_responder", "first_responder_id", "opened_at"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(_BIGPK, primary_key=True))
+    public_id: str = Field(max_length=64)
     platform: str = Field(max_length=32)
     account_id: str = Field(max_length=128)
     chat_id: str = Field(max_length=128)
     asker_id: str = Field(max_length=128)
     open_message_id: str = Field(max_length=128)
     message_ids: list[str] = _json(default=[])
+    snippet: str = Field(default="", max_length=255)
     opened_at: datetime = _ts()
+    opened_epoch: float = 0.0  # opened_at as UNIX seconds: portable elapsed-time arithmetic in SQL
+    local_date: str = Field(default="", max_length=10)  # opened_at's date in the tenant zone
     last_customer_msg_at: datetime = _ts()
     status: str = Field(default="open", max_length=16)
     detector_reason: str = Field(default="", max_length=32)
@@ -174,7 +187,9 @@ class Question(SQLModel, table=True):
     policy_version: int = 1
     calendar_version: int = 1
     owner_ids: list[str] = _json(default=[])
+    frt_target_s: float = 300.0
     frt_due_at: datetime | None = _ts(nullable=True)
+    frt_due_calendar_at: datetime | None = _ts(nullable=True)
     backlog_due_at: datetime | None = _ts(nullable=True)
     first_response_at: datetime | None = _ts(nullable=True)
     first_responder_id: str | None = Field(default=None, max_length=64)
@@ -183,18 +198,30 @@ class Question(SQLModel, table=True):
     link_confidence: float | None = None
     frt_business_s: float | None = None
     frt_calendar_s: float | None = None
+    strict_first_response_at: datetime | None = _ts(nullable=True)
+    strict_first_responder_id: str | None = Field(default=None, max_length=64)
+    strict_frt_business_s: float | None = None
+    strict_frt_calendar_s: float | None = None
     holding: bool = False
     followup_due_at: datetime | None = _ts(nullable=True)
     followup_done_at: datetime | None = _ts(nullable=True)
     followup_breached: bool | None = None
     resolved_at: datetime | None = _ts(nullable=True)
     resolved_by: str | None = Field(default=None, max_length=64)
+    resolver_id: str | None = Field(default=None, max_length=64)
     resolution_method: str | None = Field(default=None, max_length=32)
+    resolution_business_s: float | None = None
+    resolution_calendar_s: float | None = None
+    bot_resolved: bool = False
     reopen_count: int = 0
+    last_reopened_at: datetime | None = _ts(nullable=True)
     peer_answered: bool = False
     bot_touch: bool = False
+    bot_message_ids: list[str] = _json(default=[])
     dismissed_reason: str | None = Field(default=None, max_length=500)
     dismissed_by: str | None = Field(default=None, max_length=64)
+    dismissed_at: datetime | None = _ts(nullable=True)
+    withdrawn_at: datetime | None = _ts(nullable=True)
     alert_levels_sent: list[str] = _json(default=[])
     updated_at: datetime = _ts()
 
@@ -203,16 +230,21 @@ class Response(SQLModel, table=True):
     """A staff (or peer / bot) message linked to a question, with how and how sure."""
 
     __tablename__ = "response"
-    __table_args__ = (UniqueConstraint("question_id", "message_id", name="uq_response_message"),)
+    __table_args__ = (
+        UniqueConstraint("question_id", "chat", "message_id", name="uq_response_message"),
+    )
 
     id: int | None = Field(default=None, sa_column=Column(_BIGPK, primary_key=True))
     question_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    chat: str = Field(default="", max_length=200)  # engine chat key: the group or private chat
     message_id: str = Field(max_length=128)
     responder_id: str = Field(max_length=128)
     kind: str = Field(max_length=16)  # first, holding, followup, peer, bot
     link_method: str = Field(max_length=32)
     confidence: float
     counts_for_sla: bool = True
+    holding: bool = False
+    cycle: int = 0
     sent_at: datetime = _ts()
     revoked_at: datetime | None = _ts(nullable=True)
 
@@ -249,7 +281,8 @@ class TaskInstance(SQLModel, table=True):
     done: int = 0
     status: str = Field(default="pending", max_length=16)
     plan_id: str = Field(default="", max_length=64)
-    plan_version: int = 1
+    plan_version: str = Field(default="", max_length=255)  # Plan.version_tag (with overrides)
+    touch_kind: str = Field(default="", max_length=16)  # lifecycle tasks: care/marketing/invite
     window_end: datetime = _ts()
     completed_at: datetime | None = _ts(nullable=True)
     miss_reason: str | None = Field(default=None, max_length=255)

@@ -159,13 +159,17 @@ def upgrade() -> None:
     op.create_table(
         "question",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("public_id", sa.String(length=64), nullable=False),
         sa.Column("platform", sa.String(length=32), nullable=False),
         sa.Column("account_id", sa.String(length=128), nullable=False),
         sa.Column("chat_id", sa.String(length=128), nullable=False),
         sa.Column("asker_id", sa.String(length=128), nullable=False),
         sa.Column("open_message_id", sa.String(length=128), nullable=False),
         sa.Column("message_ids", sa.JSON(), nullable=False),
+        sa.Column("snippet", sa.String(length=255), nullable=False),
         sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("opened_epoch", sa.Float(), nullable=False),
+        sa.Column("local_date", sa.String(length=10), nullable=False),
         sa.Column("last_customer_msg_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("detector_reason", sa.String(length=32), nullable=False),
@@ -173,7 +177,9 @@ def upgrade() -> None:
         sa.Column("policy_version", sa.Integer(), nullable=False),
         sa.Column("calendar_version", sa.Integer(), nullable=False),
         sa.Column("owner_ids", sa.JSON(), nullable=False),
+        sa.Column("frt_target_s", sa.Float(), nullable=False),
         sa.Column("frt_due_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("frt_due_calendar_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("backlog_due_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("first_response_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("first_responder_id", sa.String(length=64), nullable=True),
@@ -182,45 +188,63 @@ def upgrade() -> None:
         sa.Column("link_confidence", sa.Float(), nullable=True),
         sa.Column("frt_business_s", sa.Float(), nullable=True),
         sa.Column("frt_calendar_s", sa.Float(), nullable=True),
+        sa.Column("strict_first_response_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("strict_first_responder_id", sa.String(length=64), nullable=True),
+        sa.Column("strict_frt_business_s", sa.Float(), nullable=True),
+        sa.Column("strict_frt_calendar_s", sa.Float(), nullable=True),
         sa.Column("holding", sa.Boolean(), nullable=False),
         sa.Column("followup_due_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("followup_done_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("followup_breached", sa.Boolean(), nullable=True),
         sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("resolved_by", sa.String(length=64), nullable=True),
+        sa.Column("resolver_id", sa.String(length=64), nullable=True),
         sa.Column("resolution_method", sa.String(length=32), nullable=True),
+        sa.Column("resolution_business_s", sa.Float(), nullable=True),
+        sa.Column("resolution_calendar_s", sa.Float(), nullable=True),
+        sa.Column("bot_resolved", sa.Boolean(), nullable=False),
         sa.Column("reopen_count", sa.Integer(), nullable=False),
+        sa.Column("last_reopened_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("peer_answered", sa.Boolean(), nullable=False),
         sa.Column("bot_touch", sa.Boolean(), nullable=False),
+        sa.Column("bot_message_ids", sa.JSON(), nullable=False),
         sa.Column("dismissed_reason", sa.String(length=500), nullable=True),
         sa.Column("dismissed_by", sa.String(length=64), nullable=True),
+        sa.Column("dismissed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("withdrawn_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("alert_levels_sent", sa.JSON(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("public_id", name="uq_question_public_id"),
     )
     with op.batch_alter_table("question", schema=None) as batch_op:
         batch_op.create_index(
             "ix_question_chat_status", ["platform", "chat_id", "status"], unique=False
         )
+        batch_op.create_index("ix_question_day", ["local_date"], unique=False)
         batch_op.create_index("ix_question_opened", ["opened_at"], unique=False)
         batch_op.create_index(
             "ix_question_responder", ["first_responder_id", "opened_at"], unique=False
         )
+        batch_op.create_index("ix_question_status", ["status"], unique=False)
 
     op.create_table(
         "response",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("question_id", sa.BigInteger(), nullable=False),
+        sa.Column("chat", sa.String(length=200), nullable=False),
         sa.Column("message_id", sa.String(length=128), nullable=False),
         sa.Column("responder_id", sa.String(length=128), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("link_method", sa.String(length=32), nullable=False),
         sa.Column("confidence", sa.Float(), nullable=False),
         sa.Column("counts_for_sla", sa.Boolean(), nullable=False),
+        sa.Column("holding", sa.Boolean(), nullable=False),
+        sa.Column("cycle", sa.Integer(), nullable=False),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("question_id", "message_id", name="uq_response_message"),
+        sa.UniqueConstraint("question_id", "chat", "message_id", name="uq_response_message"),
     )
     with op.batch_alter_table("response", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_response_question_id"), ["question_id"], unique=False)
@@ -266,7 +290,8 @@ def upgrade() -> None:
         sa.Column("done", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("plan_id", sa.String(length=64), nullable=False),
-        sa.Column("plan_version", sa.Integer(), nullable=False),
+        sa.Column("plan_version", sa.String(length=255), nullable=False),
+        sa.Column("touch_kind", sa.String(length=16), nullable=False),
         sa.Column("window_end", sa.DateTime(timezone=True), nullable=False),
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("miss_reason", sa.String(length=255), nullable=True),
@@ -296,8 +321,10 @@ def downgrade() -> None:
 
     op.drop_table("response")
     with op.batch_alter_table("question", schema=None) as batch_op:
+        batch_op.drop_index("ix_question_status")
         batch_op.drop_index("ix_question_responder")
         batch_op.drop_index("ix_question_opened")
+        batch_op.drop_index("ix_question_day")
         batch_op.drop_index("ix_question_chat_status")
 
     op.drop_table("question")

@@ -1,0 +1,482 @@
+"""Question repository: persists the question engine's effects, reloads live questions on start.
+
+Ids: the engine's question id is ``Q<row id of the opening message>`` (unique because message rows
+are, and stable across restarts); it is the ``public_id`` column, the id staff type in commands
+and the API returns. Rows reference questions by the internal integer ``id``.
+
+Engine keys are platform-scoped: a chat is ``"<platform>:<chat id>"`` and an asker
+``"<platform>:<user id>"``, so two platforms' numeric ids never meet. Columns hold the raw ids.
+
+Every effect becomes an upsert of the question's row (its state *after* the change, with the
+derived due times and strict-view columns the reports aggregate in SQL), one ``sla_event`` row,
+and for links a ``response`` row. Replaying an effect is harmless: upserts by ``public_id`` and
+``(question_id, chat, message_id)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.store.models import Question as QuestionRow
+from bot.store.models import Response as ResponseRow
+from bot.store.models import SlaEvent
+from sop import timers
+from sop.linking import LinkMethod
+from sop.policy import SlaPolicy
+from sop.questions import (
+    Effect,
+    Question,
+    QuestionDismissed,
+    QuestionResolved,
+    QuestionWithdrawn,
+    ResolvedBy,
+    Response,
+    ResponseLinked,
+    ResponseRevoked,
+)
+from sop.questions import QuestionStatus as St
+from sop.timers import Calendar
+
+Q = QuestionRow.__table__  # type: ignore[attr-defined]
+R = ResponseRow.__table__  # type: ignore[attr-defined]
+E = SlaEvent.__table__  # type: ignore[attr-defined]
+
+_STAFF_KINDS = ("first", "holding", "followup")
+
+# Written once, when the row is created; never changed by later effects.
+_IMMUTABLE = ("public_id", "platform", "account_id", "chat_id", "asker_id", "open_message_id")
+
+
+def chat_key(platform: str, chat_id: str) -> str:
+    return f"{platform}:{chat_id}"
+
+
+def user_key(platform: str, user_id: str) -> str:
+    return f"{platform}:{user_id}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``"onebot11:5001"`` → ``("onebot11", "5001")``."""
+    platform, _, raw = key.partition(":")
+    return platform, raw
+
+
+def question_id_for(message_row_id: int) -> str:
+    return f"Q{message_row_id}"
+
+
+def _insert(conn: AsyncConnection) -> Any:
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
+
+
+def _secs(a: datetime, b: datetime) -> float:
+    return max(0.0, (b - a).total_seconds())
+
+
+@dataclass(frozen=True, slots=True)
+class RowContext:
+    """What a row needs beyond the question: its policy, calendar and the tenant zone."""
+
+    policy_of: Callable[[Question], SlaPolicy]
+    calendar_of: Callable[[str], Calendar]
+    tz: ZoneInfo
+    now: datetime
+    account_id: str = ""
+    detector_reason: str = ""
+    detect_score: float = 0.0
+
+
+def question_row(q: Question, ctx: RowContext) -> dict[str, Any]:
+    """The full column set of ``q`` (state, derived due times, strict view)."""
+    policy = ctx.policy_of(q)
+    cal = ctx.calendar_of(q.chat)
+    platform, chat_id = split_key(q.chat)
+    start = q.clock_start
+    strict = next((r for r in q.cycle_responses() if policy.is_strict(r.confidence)), None)
+    if q.holding and q.followup_done_at is None and not q.followup_breached:
+        breached: bool | None = None  # timer still pending
+    else:
+        breached = q.followup_breached if q.holding else None
+    return {
+        "public_id": q.id,
+        "platform": platform,
+        "account_id": ctx.account_id,
+        "chat_id": chat_id,
+        "asker_id": split_key(q.asker_id)[1],
+        "open_message_id": q.message_ids[0] if q.message_ids else "",
+        "message_ids": list(q.message_ids),
+        "snippet": q.snippet[:255],
+        "opened_at": q.opened_at,
+        "opened_epoch": q.opened_at.timestamp(),
+        "local_date": q.opened_at.astimezone(ctx.tz).date().isoformat(),
+        "last_customer_msg_at": q.last_customer_msg_at,
+        "status": q.status.value,
+        "detector_reason": ctx.detector_reason[:32],
+        "detect_score": ctx.detect_score,
+        "policy_version": q.policy_version,
+        "calendar_version": q.calendar_version,
+        "owner_ids": list(q.owner_ids),
+        "frt_target_s": policy.frt_target_s,
+        "frt_due_at": timers.frt_due(q, policy, cal),
+        "frt_due_calendar_at": q.opened_at + timedelta(seconds=policy.frt_target_s),
+        "backlog_due_at": timers.backlog_due(q, policy, cal),
+        "first_response_at": q.first_response_at,
+        "first_responder_id": q.first_responder_id,
+        "first_response_message_id": q.first_response_message_id,
+        "link_method": q.link_method.value if q.link_method else None,
+        "link_confidence": q.link_confidence,
+        "frt_business_s": q.frt_business_s,
+        "frt_calendar_s": q.frt_calendar_s,
+        "strict_first_response_at": strict.at if strict else None,
+        "strict_first_responder_id": strict.responder_id if strict else None,
+        "strict_frt_business_s": (
+            cal.business_seconds(start, strict.at) if strict.at > start else 0.0
+        )
+        if strict
+        else None,
+        "strict_frt_calendar_s": _secs(start, strict.at) if strict else None,
+        "holding": q.holding,
+        "followup_due_at": q.followup_due_at,
+        "followup_done_at": q.followup_done_at,
+        "followup_breached": breached,
+        "resolved_at": q.resolved_at,
+        "resolved_by": q.resolved_by.value if q.resolved_by else None,
+        "resolver_id": q.resolver_id,
+        "resolution_method": q.resolution_method,
+        "resolution_business_s": cal.business_seconds(q.opened_at, q.resolved_at)
+        if q.resolved_at and q.resolved_at > q.opened_at
+        else (0.0 if q.resolved_at else None),
+        "resolution_calendar_s": _secs(q.opened_at, q.resolved_at) if q.resolved_at else None,
+        "bot_resolved": q.resolved_by is ResolvedBy.BOT,
+        "reopen_count": q.reopen_count,
+        "last_reopened_at": q.last_reopened_at,
+        "peer_answered": q.peer_answered,
+        "bot_touch": q.bot_touch,
+        "bot_message_ids": list(q.bot_message_ids),
+        "dismissed_reason": q.dismissed_reason,
+        "dismissed_by": q.dismissed_by,
+        "dismissed_at": q.dismissed_at,
+        "withdrawn_at": q.withdrawn_at,
+        "updated_at": ctx.now,
+    }
+
+
+async def upsert_question(conn: AsyncConnection, q: Question, ctx: RowContext) -> int:
+    """Insert or update ``q``'s row; return its internal id."""
+    row = question_row(q, ctx)
+    row["alert_levels_sent"] = []
+    changes = {k: v for k, v in row.items() if k not in _IMMUTABLE and k != "alert_levels_sent"}
+    if not ctx.detector_reason:
+        changes.pop("detector_reason")
+        changes.pop("detect_score")
+    stmt = (
+        _insert(conn)(Q)
+        .values(**row)
+        .on_conflict_do_update(index_elements=["public_id"], set_=changes)
+        .returning(Q.c.id)
+    )
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+def _event_meta(effect: Effect) -> tuple[str, str, dict[str, Any]]:
+    """(type, actor, meta) of an effect's audit row; ids and sizes only, never customer text."""
+    kind = type(effect).__name__
+    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in kind).lstrip("_")
+    meta: dict[str, Any] = {"status": effect.question.status.value}
+    actor = ""
+    if isinstance(effect, ResponseLinked):
+        actor = effect.responder_id
+        meta.update(
+            message_id=effect.message_id,
+            kind=effect.kind.value,
+            method=effect.method.value,
+            confidence=effect.confidence,
+        )
+    elif isinstance(effect, QuestionDismissed):
+        actor = effect.by
+        meta["reason"] = effect.reason[:200]
+    elif isinstance(effect, QuestionResolved):
+        actor = effect.resolver_id or effect.by.value
+        meta["method"] = effect.method
+    elif isinstance(effect, QuestionWithdrawn):
+        meta["reason"] = effect.reason
+    elif hasattr(effect, "message_id"):
+        meta["message_id"] = effect.message_id
+    return snake, actor, meta
+
+
+def _effect_at(effect: Effect, now: datetime) -> datetime:
+    at = getattr(effect, "at", None)
+    return at if isinstance(at, datetime) else now
+
+
+async def save_effects(conn: AsyncConnection, effects: Sequence[Effect], ctx: RowContext) -> int:
+    """Persist engine effects in order; returns how many were written."""
+    for effect in effects:
+        qid = await upsert_question(conn, effect.question, ctx)
+        kind, actor, meta = _event_meta(effect)
+        await conn.execute(
+            E.insert().values(
+                question_id=qid, type=kind, at=_effect_at(effect, ctx.now), actor=actor, meta=meta
+            )
+        )
+        if isinstance(effect, ResponseLinked):
+            chat = next(
+                (r.chat for r in effect.question.responses if r.message_id == effect.message_id),
+                effect.question.chat,
+            )
+            await conn.execute(
+                _insert(conn)(R)
+                .values(
+                    question_id=qid,
+                    chat=chat,
+                    message_id=effect.message_id,
+                    responder_id=effect.responder_id,
+                    kind=effect.kind.value,
+                    link_method=effect.method.value,
+                    confidence=effect.confidence,
+                    # Staff responses of every kind are kept for reload; peer and bot never count.
+                    counts_for_sla=effect.kind.value in _STAFF_KINDS,
+                    holding=effect.kind.value == "holding",
+                    cycle=effect.question.reopen_count,
+                    sent_at=effect.at,
+                )
+                .on_conflict_do_nothing(index_elements=["question_id", "chat", "message_id"])
+            )
+        elif isinstance(effect, ResponseRevoked):
+            await conn.execute(
+                update(R)
+                .where(R.c.question_id == qid, R.c.message_id == effect.message_id)
+                .where(R.c.revoked_at.is_(None))
+                .values(revoked_at=effect.at)
+            )
+    return len(effects)
+
+
+# --- reload ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredQuestion:
+    question: Question
+    row_id: int
+    alert_levels_sent: tuple[str, ...]
+
+
+def _to_question(row: Any, responses: Iterable[Response]) -> Question:
+    platform = row.platform
+    followup_breached = bool(row.followup_breached)
+    return Question(
+        id=row.public_id,
+        chat=chat_key(platform, row.chat_id),
+        asker_id=user_key(platform, row.asker_id),
+        opened_at=row.opened_at,
+        message_ids=tuple(row.message_ids or ()),
+        owner_ids=tuple(row.owner_ids or ()),
+        policy_version=row.policy_version,
+        calendar_version=row.calendar_version,
+        last_customer_msg_at=row.last_customer_msg_at,
+        snippet=row.snippet,
+        status=St(row.status),
+        first_response_at=row.first_response_at,
+        first_responder_id=row.first_responder_id,
+        first_response_message_id=row.first_response_message_id,
+        link_method=LinkMethod(row.link_method) if row.link_method else None,
+        link_confidence=row.link_confidence,
+        frt_business_s=row.frt_business_s,
+        frt_calendar_s=row.frt_calendar_s,
+        holding=row.holding,
+        followup_due_at=row.followup_due_at,
+        followup_done_at=row.followup_done_at,
+        followup_breached=followup_breached,
+        resolved_at=row.resolved_at,
+        resolved_by=ResolvedBy(row.resolved_by) if row.resolved_by else None,
+        resolver_id=row.resolver_id,
+        resolution_method=row.resolution_method,
+        reopen_count=row.reopen_count,
+        last_reopened_at=row.last_reopened_at,
+        peer_answered=row.peer_answered,
+        bot_touch=row.bot_touch,
+        bot_message_ids=tuple(row.bot_message_ids or ()),
+        dismissed_reason=row.dismissed_reason,
+        dismissed_by=row.dismissed_by,
+        dismissed_at=row.dismissed_at,
+        withdrawn_at=row.withdrawn_at,
+        responses=tuple(responses),
+    )
+
+
+async def load_live(
+    conn: AsyncConnection, *, now: datetime, reopen_window_s: float
+) -> list[StoredQuestion]:
+    """Open and answered questions, plus resolved ones still inside the reopen window."""
+    horizon = now - timedelta(seconds=reopen_window_s)
+    stmt = select(Q).where(
+        or_(
+            Q.c.status.in_((St.OPEN.value, St.ANSWERED.value)),
+            and_(Q.c.status == St.RESOLVED.value, Q.c.resolved_at >= horizon),
+        )
+    )
+    rows = (await conn.execute(stmt)).all()
+    by_id: dict[int, list[Response]] = {}
+    ids = [r.id for r in rows]
+    for chunk in range(0, len(ids), 5000):
+        part = ids[chunk : chunk + 5000]
+        rstmt = (
+            select(R)
+            .where(R.c.question_id.in_(part), R.c.revoked_at.is_(None), R.c.counts_for_sla)
+            .order_by(R.c.sent_at, R.c.id)
+        )
+        for r in (await conn.execute(rstmt)).all():
+            by_id.setdefault(r.question_id, []).append(
+                Response(
+                    message_id=r.message_id,
+                    chat=r.chat,
+                    responder_id=r.responder_id,
+                    at=r.sent_at,
+                    holding=r.holding,
+                    method=LinkMethod(r.link_method),
+                    confidence=r.confidence,
+                    cycle=r.cycle,
+                )
+            )
+    return [
+        StoredQuestion(
+            _to_question(r, by_id.get(r.id, ())), r.id, tuple(r.alert_levels_sent or ())
+        )
+        for r in rows
+    ]
+
+
+async def mark_alerts_sent(
+    conn: AsyncConnection, sent: dict[str, Iterable[str]], now: datetime
+) -> None:
+    """Add level keys to each question's ``alert_levels_sent`` (and an ``alert`` event)."""
+    if not sent:
+        return
+    rows = (
+        await conn.execute(
+            select(Q.c.id, Q.c.public_id, Q.c.alert_levels_sent).where(
+                Q.c.public_id.in_(list(sent))
+            )
+        )
+    ).all()
+    for row in rows:
+        have = list(row.alert_levels_sent or [])
+        new = [lvl for lvl in dict.fromkeys(sent[row.public_id]) if lvl not in have]
+        if not new:
+            continue
+        await conn.execute(
+            update(Q).where(Q.c.id == row.id).values(alert_levels_sent=[*have, *new])
+        )
+        await conn.execute(
+            E.insert().values(
+                question_id=row.id, type="alert", at=now, actor="", meta={"levels": new}
+            )
+        )
+
+
+# --- queries --------------------------------------------------------------------------------
+
+QUESTION_FIELDS = (
+    "id",
+    "group_id",
+    "platform",
+    "asker_id",
+    "opened_at",
+    "status",
+    "first_response_at",
+    "first_responder_id",
+    "link_method",
+    "link_confidence",
+    "owner_ids",
+    "frt_business_s",
+    "frt_calendar_s",
+    "frt_due_at",
+    "resolved_at",
+    "reopen_count",
+    "policy_version",
+)
+
+
+def _public(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.public_id,
+        "group_id": row.chat_id,
+        "platform": row.platform,
+        "asker_id": row.asker_id,
+        "opened_at": row.opened_at,
+        "status": row.status,
+        "first_response_at": row.first_response_at,
+        "first_responder_id": row.first_responder_id,
+        "link_method": row.link_method,
+        "link_confidence": row.link_confidence,
+        "owner_ids": list(row.owner_ids or ()),
+        "frt_business_s": row.frt_business_s,
+        "frt_calendar_s": row.frt_calendar_s,
+        "frt_due_at": row.frt_due_at,
+        "resolved_at": row.resolved_at,
+        "reopen_count": row.reopen_count,
+        "policy_version": row.policy_version,
+    }
+
+
+async def list_questions(
+    conn: AsyncConnection,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    group: str | None = None,
+    operator: str | None = None,
+    status: str | None = None,
+    limit: int = 1000,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """One row per question opened in ``[start, end)``; ``operator`` = responder or owner."""
+    stmt = select(Q)
+    if start is not None:
+        stmt = stmt.where(Q.c.opened_at >= start)
+    if end is not None:
+        stmt = stmt.where(Q.c.opened_at < end)
+    if group:
+        stmt = stmt.where(Q.c.chat_id == group)
+    if status:
+        stmt = stmt.where(Q.c.status.in_(status.split(",")))
+    stmt = stmt.order_by(Q.c.opened_at, Q.c.id)
+    out: list[dict[str, Any]] = []
+    skipped = 0
+    # Owners live in a JSON list: filter by operator in Python, streaming in pages.
+    page = 5000
+    cursor = 0
+    while len(out) < limit:
+        rows = (await conn.execute(stmt.limit(page).offset(cursor))).all()
+        cursor += len(rows)
+        for row in rows:
+            if (
+                operator
+                and operator != row.first_responder_id
+                and operator not in (row.owner_ids or ())
+            ):
+                continue
+            if skipped < offset:
+                skipped += 1
+                continue
+            out.append(_public(row))
+            if len(out) >= limit:
+                break
+        if len(rows) < page:
+            break
+    return out
+
+
+async def get_question(conn: AsyncConnection, public_id: str) -> dict[str, Any] | None:
+    row = (await conn.execute(select(Q).where(Q.c.public_id == public_id))).first()
+    return _public(row) if row is not None else None

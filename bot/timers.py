@@ -1,0 +1,136 @@
+"""An exact due-time timer: a heap of (due_at, key) served by one task (sla.md §7.9).
+
+The task sleeps with ``clock.sleep_until(next_due)`` and is woken early when an earlier item is
+scheduled, so alerts fire at their due second instead of on a polling cron. Rescheduling a key
+replaces its due time (stale heap entries are skipped lazily). The owner rebuilds the heap from
+the store on start; the heap itself holds nothing that is not in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Collection
+from datetime import datetime
+
+from bot.clock import Clock
+from sop.policy import SlaPolicy
+from sop.questions import Question
+from sop.timers import Calendar, next_due
+
+log = logging.getLogger("sopbot.timers")
+
+FireFunc = Callable[[list[str], datetime], Awaitable[None]]
+
+
+class DueTimer:
+    """Calls ``fire(keys, now)`` with every key whose due time has come, in due order."""
+
+    def __init__(self, clock: Clock, fire: FireFunc, *, name: str = "due-timer") -> None:
+        self._clock = clock
+        self._fire = fire
+        self._name = name
+        self._heap: list[tuple[datetime, int, str]] = []
+        self._due: dict[str, tuple[datetime, int]] = {}
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def due_at(self, key: str) -> datetime | None:
+        entry = self._due.get(key)
+        return entry[0] if entry else None
+
+    def schedule(self, key: str, at: datetime | None) -> None:
+        """Set (or replace) ``key``'s due time; ``None`` cancels it."""
+        if at is None:
+            self.cancel(key)
+            return
+        current = self._due.get(key)
+        if current is not None and current[0] == at:
+            return
+        seq = next(self._seq)
+        self._due[key] = (at, seq)
+        heapq.heappush(self._heap, (at, seq, key))
+        if self._heap[0][1] == seq:
+            self._wake.set()  # new earliest item: the sleeper must re-arm
+
+    def cancel(self, key: str) -> None:
+        self._due.pop(key, None)
+
+    def next_due(self) -> datetime | None:
+        self._drop_stale()
+        return self._heap[0][0] if self._heap else None
+
+    def _drop_stale(self) -> None:
+        while self._heap:
+            at, seq, key = self._heap[0]
+            if self._due.get(key) == (at, seq):
+                return
+            heapq.heappop(self._heap)
+
+    def pop_due(self, now: datetime) -> list[str]:
+        """Remove and return the keys due at ``now``, earliest first."""
+        out: list[str] = []
+        while (nxt := self.next_due()) is not None and nxt <= now:
+            _, _, key = heapq.heappop(self._heap)
+            del self._due[key]
+            out.append(key)
+        return out
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self._name)
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def _sleep(self, until: datetime | None) -> None:
+        """Sleep until ``until`` (forever if None) or until woken by an earlier schedule."""
+        self._wake.clear()
+        waker = asyncio.ensure_future(self._wake.wait())
+        sleeper = asyncio.ensure_future(self._clock.sleep_until(until)) if until else None
+        try:
+            await asyncio.wait(
+                [t for t in (waker, sleeper) if t is not None],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            for t in (waker, sleeper):
+                if t is not None and not t.done():
+                    t.cancel()
+
+    async def _run(self) -> None:
+        while True:
+            now = self._clock.now()
+            keys = self.pop_due(now)
+            if keys:
+                try:
+                    await self._fire(keys, now)
+                except Exception:
+                    # One failing batch must not stop the timer; the owner re-schedules keys.
+                    log.exception("%s: firing %d keys failed", self._name, len(keys))
+                continue
+            await self._sleep(self.next_due())
+
+
+def schedule_question(
+    timer: DueTimer,
+    question: Question,
+    policy: SlaPolicy,
+    calendar: Calendar,
+    sent_levels: Collection[str],
+) -> datetime | None:
+    """Arm ``question``'s next alert (or disarm it when nothing more is due); returns when."""
+    alert = next_due(question, policy, calendar, sent_levels) if question.is_live else None
+    timer.schedule(question.id, alert.at if alert else None)
+    return alert.at if alert else None

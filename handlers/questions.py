@@ -1,0 +1,301 @@
+"""Question ingest: stored messages → detector → question engine → persisted effects.
+
+Customer messages in monitored groups go through the detector; staff messages link as answers
+(group messages by quote / @ / proximity, a staff account's private message to a customer as
+``private_chat``); bot accounts only mark ``bot_touch``. Recalls and customers leaving update the
+questions they touch. Effects are written in the intake batch's ``session`` (one commit per
+batch) and each touched question's alert timer is re-armed.
+
+``context`` (in ``handlers.CONTEXTS``) builds the engine from config, reloads live questions from
+the store and provides ``question_engine``, ``sla_calendar_of``, ``sla_sent`` (level keys already
+alerted, per question) and ``sla_rows`` (how rows are derived) to handlers, ticks and commands.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import Clock
+from bot.config import AppConfig
+from bot.dispatch import Router
+from bot.events import ChatType, MemberChange, MemberChangeKind, MessageRecall
+from bot.intake import StoredMessage
+from bot.keys import CLOCK, CONFIG, DISPATCHER, ENGINE, ROSTER
+from bot.roster import ActorRole, Roster
+from bot.scheduler import Tick
+from bot.store import questions as store
+from bot.timers import DueTimer, schedule_question
+from sop.calendar import BusinessCalendar
+from sop.detect import DetectorConfig, classify, is_acknowledgement, is_exempt, is_holding_reply
+from sop.questions import Effect, QuestionEngine, QuestionOpened
+
+log = logging.getLogger("sopbot.questions")
+router = Router("questions")
+
+
+def private_key(platform: str, peer_id: str) -> str:
+    return f"{platform}:private:{peer_id}"
+
+
+def build_calendar_of(cfg: AppConfig) -> Callable[[str], BusinessCalendar]:
+    base = cfg.calendar.calendar(cfg.bot.timezone)
+    groups = cfg.calendar.group_calendars(cfg.bot.timezone)
+
+    def calendar_of(chat: str) -> BusinessCalendar:
+        return groups.get(store.split_key(chat), base)
+
+    return calendar_of
+
+
+def row_context(
+    engine: QuestionEngine,
+    calendar_of: Callable[[str], BusinessCalendar],
+    cfg: AppConfig,
+    now: datetime,
+    **extra: Any,
+) -> store.RowContext:
+    return store.RowContext(
+        policy_of=engine.policy_for,
+        calendar_of=calendar_of,
+        tz=ZoneInfo(cfg.bot.timezone),
+        now=now,
+        **extra,
+    )
+
+
+def rearm(
+    effects: Sequence[Effect],
+    engine: QuestionEngine,
+    timer: DueTimer | None,
+    calendar_of: Callable[[str], BusinessCalendar],
+    sent: dict[str, set[str]],
+) -> None:
+    """Re-arm the alert timer of every question the effects touched."""
+    if timer is None:
+        return
+    for q in {e.question.id: e.question for e in effects}.values():
+        current = engine.get(q.id) or q
+        schedule_question(
+            timer,
+            current,
+            engine.policy_for(current),
+            calendar_of(current.chat),
+            sent.get(q.id, set()),
+        )
+
+
+def _in_scope(event: StoredMessage) -> bool:
+    # Groups: everyone; private chats: only staff accounts writing to a customer.
+    return event.msg.chat_type is ChatType.GROUP or event.actor.role is ActorRole.OPERATOR
+
+
+@router.on(StoredMessage, _in_scope)
+async def on_message(
+    event: StoredMessage,
+    session: AsyncSession,
+    cfg: AppConfig,
+    roster: Roster,
+    question_engine: QuestionEngine,
+    sla_calendar_of: Callable[[str], BusinessCalendar],
+    sla_detector: DetectorConfig,
+    sla_sent: dict[str, set[str]],
+    clock: Clock,
+    sla_timer: DueTimer | None = None,
+) -> None:
+    msg, actor = event.msg, event.actor
+    engine = question_engine
+    p = msg.platform
+    mentions = tuple(store.user_key(p, u) for u in msg.mention_user_ids)
+    extra: dict[str, Any] = {"account_id": msg.account_id}
+    if msg.chat_type is ChatType.PRIVATE:
+        if actor.operator is None:
+            return
+        # A staff account writing 1:1 to a customer (the peer is the chat id); a staff member
+        # writing to the bot (commands) has chat_id == their own id and is not an answer.
+        if msg.chat_id == msg.sender_id or roster.by_user(p, msg.chat_id) is not None:
+            return
+        effects = engine.on_staff_message(
+            private_key(p, msg.chat_id),
+            msg.message_id,
+            actor.operator.id,
+            msg.sent_at,
+            is_holding=is_holding_reply(msg.text, sla_detector),
+            is_private_to=store.user_key(p, msg.chat_id),
+        )
+    elif not roster.is_monitored(p, msg.chat_id):
+        return
+    else:
+        chat = store.chat_key(p, msg.chat_id)
+        if actor.role is ActorRole.CUSTOMER:
+            staff = any(roster.by_user(p, u) is not None for u in msg.mention_user_ids)
+            det = classify(
+                msg.text, mentions_staff=staff, media_only=msg.media_only, cfg=sla_detector
+            )
+            effects = engine.on_customer_message(
+                chat,
+                msg.message_id,
+                store.user_key(p, msg.sender_id),
+                msg.sent_at,
+                is_question=det.is_question,
+                text=msg.text,
+                is_ack=is_acknowledgement(msg.text, sla_detector),
+                is_exempt=not msg.media_only and is_exempt(msg.text, sla_detector),
+                reply_to_msg_id=msg.reply_to_message_id,
+                mention_user_ids=mentions,
+                question_id=store.question_id_for(event.row_id),
+            )
+            if any(isinstance(e, QuestionOpened) for e in effects):
+                extra.update(detector_reason=det.reason, detect_score=det.score)
+        elif actor.role is ActorRole.OPERATOR and actor.operator is not None:
+            effects = engine.on_staff_message(
+                chat,
+                msg.message_id,
+                actor.operator.id,
+                msg.sent_at,
+                reply_to_msg_id=msg.reply_to_message_id,
+                mention_user_ids=mentions,
+                mention_all=msg.mention_all,
+                is_holding=is_holding_reply(msg.text, sla_detector),
+            )
+        else:
+            bot_id = actor.operator.id if actor.operator else msg.sender_id
+            effects = engine.on_bot_message(
+                chat,
+                msg.message_id,
+                bot_id,
+                msg.sent_at,
+                reply_to_msg_id=msg.reply_to_message_id,
+                mention_user_ids=mentions,
+            )
+    await _persist(effects, session, engine, sla_calendar_of, cfg, clock, extra)
+    rearm(effects, engine, sla_timer, sla_calendar_of, sla_sent)
+
+
+async def _persist(
+    effects: Sequence[Effect],
+    session: AsyncSession,
+    engine: QuestionEngine,
+    calendar_of: Callable[[str], BusinessCalendar],
+    cfg: AppConfig,
+    clock: Clock,
+    extra: dict[str, Any],
+) -> None:
+    if not effects:
+        return
+    conn = await session.connection()
+    ctx = row_context(engine, calendar_of, cfg, clock.now(), **extra)
+    await store.save_effects(conn, effects, ctx)
+    log.info("question effects %s", ",".join(type(e).__name__ for e in effects))
+
+
+@router.on(MessageRecall)
+async def on_recall(
+    event: MessageRecall,
+    session: AsyncSession,
+    cfg: AppConfig,
+    question_engine: QuestionEngine,
+    sla_calendar_of: Callable[[str], BusinessCalendar],
+    sla_sent: dict[str, set[str]],
+    clock: Clock,
+    sla_timer: DueTimer | None = None,
+) -> None:
+    if event.chat_type is ChatType.GROUP:
+        chat = store.chat_key(event.platform, event.chat_id)
+    else:
+        chat = private_key(event.platform, event.chat_id)
+    by_sender = not event.operator_id or event.operator_id == event.sender_id
+    effects = question_engine.on_recall(chat, event.message_id, event.at, by_sender=by_sender)
+    await _persist(effects, session, question_engine, sla_calendar_of, cfg, clock, {})
+    rearm(effects, question_engine, sla_timer, sla_calendar_of, sla_sent)
+
+
+@router.on(MemberChange, lambda e: e.kind is MemberChangeKind.GROUP_LEAVE and bool(e.chat_id))
+async def on_leave(
+    event: MemberChange,
+    session: AsyncSession,
+    cfg: AppConfig,
+    question_engine: QuestionEngine,
+    sla_calendar_of: Callable[[str], BusinessCalendar],
+    sla_sent: dict[str, set[str]],
+    clock: Clock,
+    sla_timer: DueTimer | None = None,
+) -> None:
+    effects = question_engine.on_customer_left(
+        store.chat_key(event.platform, event.chat_id or ""),
+        store.user_key(event.platform, event.user_id),
+        event.at,
+    )
+    await _persist(effects, session, question_engine, sla_calendar_of, cfg, clock, {})
+    rearm(effects, question_engine, sla_timer, sla_calendar_of, sla_sent)
+
+
+async def sweep(
+    engine: AsyncEngine,
+    cfg: AppConfig,
+    clock: Clock,
+    question_engine: QuestionEngine,
+    sla_calendar_of: Callable[[str], BusinessCalendar],
+    sla_sent: dict[str, set[str]],
+    sla_timer: DueTimer | None = None,
+) -> int:
+    """Quiet-period resolutions and pruning of closed questions (not alerts: those are exact)."""
+    now = clock.now()
+    effects = question_engine.quiet_resolve(now)
+    if effects:
+        async with engine.begin() as conn:
+            await store.save_effects(
+                conn, effects, row_context(question_engine, sla_calendar_of, cfg, now)
+            )
+        rearm(effects, question_engine, sla_timer, sla_calendar_of, sla_sent)
+    for qid in question_engine.prune(now):
+        sla_sent.pop(qid, None)
+    return len(effects)
+
+
+TICKS: tuple[Tick, ...] = (Tick("sla-sweep", 60.0, sweep),)
+
+
+async def context(app: web.Application) -> AsyncIterator[None]:
+    """Build the engine and reload live questions from the store (a restart loses nothing)."""
+    cfg, clock, roster = app[CONFIG], app[CLOCK], app[ROSTER]
+    calendar_of = build_calendar_of(cfg)
+    policy = cfg.sla.policy()
+    async with app[ENGINE].connect() as conn:
+        stored = await store.load_live(
+            conn, now=clock.now(), reopen_window_s=policy.reopen_window_s
+        )
+    versions = {s.question.policy_version for s in stored}
+
+    def owners_of(chat: str) -> tuple[str, ...]:
+        return roster.owners(*store.split_key(chat))
+
+    engine = QuestionEngine(
+        policy,
+        calendar_of=calendar_of,
+        owners_of=owners_of,
+        # Versions no longer in config run on today's values under their own number (their
+        # stored due times stay as computed when they opened).
+        older_policies=[
+            dataclasses.replace(policy, version=v) for v in versions - {policy.version}
+        ],
+    )
+    engine.load(s.question for s in stored)
+    sent = {s.question.id: set(s.alert_levels_sent) for s in stored}
+    app[DISPATCHER].provide(
+        question_engine=engine,
+        sla_calendar_of=calendar_of,
+        sla_detector=cfg.detector.detector(),
+        sla_sent=sent,
+        sla_timer=None,
+    )
+    log.info("question engine loaded %d live questions", len(stored))
+    yield
