@@ -102,10 +102,6 @@ log_level = "WARNING"
 port = {port}
 [gateway.onebot]
 access_token = "{TOKEN}"
-[intake]
-queue_size = 20000
-batch_size = 2000
-flush_interval = "20ms"
 """,
         encoding="utf-8",
     )

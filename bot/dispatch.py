@@ -64,12 +64,15 @@ class Dispatcher:
         self._routers: list[Router] = []
         self._deps = deps
         self._metrics = metrics
+        # event type → [(router name, registration)], so feed() does no per-event type scan.
+        self._plan: dict[type[Any], list[tuple[str, _Registration]]] = {}
 
     def include(self, *routers: Router) -> None:
         for router in routers:
             if router in self._routers:
                 raise ValueError(f"router {router.name!r} is already included")
             self._routers.append(router)
+        self._plan.clear()
 
     @property
     def deps(self) -> dict[str, Any]:
@@ -80,27 +83,43 @@ class Dispatcher:
         """Add or replace injectable dependencies (e.g. once the gateway hub exists)."""
         self._deps.update(deps)
 
+    def _handlers_for(self, event_type: type[Any]) -> list[tuple[str, _Registration]]:
+        plan = self._plan.get(event_type)
+        if plan is None:
+            plan = [
+                (router.name, reg)
+                for router in self._routers
+                for reg in router.registrations
+                if issubclass(event_type, reg.event_type)
+            ]
+            self._plan[event_type] = plan
+        return plan
+
+    def _kwargs(self, reg: _Registration, event: Any, extra: dict[str, Any]) -> dict[str, Any]:
+        if reg.takes_kwargs:
+            return {**self._deps, **extra, "event": event}
+        kwargs: dict[str, Any] = {}
+        for name in reg.params:
+            if name == "event":
+                kwargs[name] = event
+            elif name in extra:
+                kwargs[name] = extra[name]
+            elif name in self._deps:
+                kwargs[name] = self._deps[name]
+        return kwargs
+
     async def feed(self, event: Any, **extra: Any) -> int:
         """Run every matching handler for ``event``; return how many ran without error."""
         ran = 0
-        for router in self._routers:
-            for reg in router.registrations:
-                if not isinstance(event, reg.event_type):
-                    continue
-                if not all(f(event) for f in reg.filters):
-                    continue
-                available = {**self._deps, **extra, "event": event}
-                kwargs = (
-                    available
-                    if reg.takes_kwargs
-                    else {k: v for k, v in available.items() if k in reg.params}
-                )
-                try:
-                    await reg.func(**kwargs)
-                    ran += 1
-                except Exception:
-                    # Routed and logged once here; the next handler and the next event still run.
-                    log.exception("handler %s.%s failed", router.name, reg.func.__name__)
-                    if self._metrics is not None:
-                        self._metrics.handler_errors.labels(router=router.name).inc()
+        for router_name, reg in self._handlers_for(type(event)):
+            if reg.filters and not all(f(event) for f in reg.filters):
+                continue
+            try:
+                await reg.func(**self._kwargs(reg, event, extra))
+                ran += 1
+            except Exception:
+                # Routed and logged once here; the next handler and the next event still run.
+                log.exception("handler %s.%s failed", router_name, reg.func.__name__)
+                if self._metrics is not None:
+                    self._metrics.handler_errors.labels(router=router_name).inc()
         return ran

@@ -29,6 +29,8 @@ from bot.store import messages as message_store
 
 log = logging.getLogger("sopbot.intake")
 
+Stored = dict[int, tuple[Actor, int]]  # position in the batch → (sender, message row id)
+
 
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
@@ -49,7 +51,7 @@ class Intake:
         roster: Roster,
         clock: Clock,
         metrics: Metrics,
-        queue_size: int = 20_000,
+        queue_size: int = 5_000,
         batch_size: int = 1_000,
         flush_interval: float = 0.02,
         store_raw: bool = False,
@@ -66,41 +68,63 @@ class Intake:
         self._flush_interval = flush_interval
         self._store_raw = store_raw
         self._retry_max_delay = retry_max_delay
-        self._task: asyncio.Task[None] | None = None
+        # Stored batches wait here for the handler task: batch N+1 is written while batch N is
+        # handled (two batches at most, so backpressure still reaches the gateways).
+        self._stored: asyncio.Queue[tuple[list[tuple[InboundEvent, float]], Stored]] = (
+            asyncio.Queue(2)
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pending = 0  # events put and not yet handled
         self._idle = asyncio.Event()
         self._idle.set()
 
     async def put(self, event: InboundEvent) -> None:
         """The gateways' sink. Blocks while the queue is full (backpressure)."""
+        self._pending += 1
         self._idle.clear()
         await self._queue.put((event, asyncio.get_running_loop().time()))
-        self._metrics.intake_queue_depth.set(self._queue.qsize())
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="intake-writer")
+        self._tasks = [
+            asyncio.create_task(self._run(), name="intake-writer"),
+            asyncio.create_task(self._run_handlers(), name="intake-handlers"),
+        ]
 
     async def stop(self) -> None:
-        """Flush everything queued, then stop the writer."""
-        if self._task is None:
+        """Flush everything queued, then stop the writer and the handler task."""
+        if not self._tasks:
             return
         await self.drain()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
 
     async def drain(self) -> None:
         """Wait until every event put so far has been written and handled."""
-        while not (self._queue.empty() and self._idle.is_set()):
-            if self._task is None or self._task.done():
+        while self._pending:
+            if not self._tasks or any(t.done() for t in self._tasks):
                 raise RuntimeError("intake writer is not running")
-            await asyncio.sleep(0.005)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), 0.5)
+
+    async def _run_handlers(self) -> None:
+        while True:
+            batch, stored = await self._stored.get()
+            try:
+                await self._handle(batch, stored)
+            finally:
+                self._pending -= len(batch)
+                if self._pending <= 0:
+                    self._pending = 0
+                    self._idle.set()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             first = await self._queue.get()
-            self._idle.clear()
             batch = [first]
             deadline = loop.time() + self._flush_interval
             while len(batch) < self._batch_size:
@@ -118,10 +142,8 @@ class Intake:
                     break
             await self._process_with_retry(batch)
             self._metrics.intake_queue_depth.set(self._queue.qsize())
-            if self._queue.empty():
-                self._idle.set()
 
-    async def _process_with_retry(self, batch: Sequence[tuple[InboundEvent, float]]) -> None:
+    async def _process_with_retry(self, batch: list[tuple[InboundEvent, float]]) -> None:
         delay = 0.05
         while True:
             try:
@@ -138,11 +160,9 @@ class Intake:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._retry_max_delay)
-        await self._handle(batch, stored)
+        await self._stored.put((batch, stored))
 
-    async def _write(
-        self, batch: Sequence[tuple[InboundEvent, float]]
-    ) -> dict[int, tuple[Actor, int]]:
+    async def _write(self, batch: Sequence[tuple[InboundEvent, float]]) -> Stored:
         """Store the batch; return, by position in the batch, the new messages' actor and id."""
         loop = asyncio.get_running_loop()
         rows: list[dict[str, Any]] = []
@@ -219,9 +239,7 @@ class Intake:
             "raw": dict(msg.raw) if self._store_raw and msg.raw is not None else None,
         }
 
-    async def _handle(
-        self, batch: Sequence[tuple[InboundEvent, float]], stored: dict[int, tuple[Actor, int]]
-    ) -> None:
+    async def _handle(self, batch: Sequence[tuple[InboundEvent, float]], stored: Stored) -> None:
         async with self._sessions() as session:
             for pos, (event, _) in enumerate(batch):
                 if isinstance(event, ChatMessage):

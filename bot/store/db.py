@@ -44,6 +44,9 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
+            # A 16 MiB page cache (default 2 MiB) keeps index pages of the message table hot on
+            # the intake path without costing much of the 300 MB memory budget.
+            cur.execute("PRAGMA cache_size=-16384")
             cur.close()
 
     return engine

@@ -99,6 +99,11 @@ class OneBotGateway:
         self._sink = sink
         self._clock = clock
         self._metrics = metrics
+        # Label children resolved once: labels() per event is measurable at 10k events/s.
+        self._received = {
+            kind: metrics.events_received.labels(PLATFORM, kind)
+            for kind in ("heartbeat", "lifecycle", "ignored", "message", "recall", "member")
+        }
         self._url = url
         self._action_timeout = action_timeout
         self._watchdog_period = watchdog_period
@@ -269,33 +274,33 @@ class OneBotGateway:
 
     async def _dispatch(self, parsed: Parsed) -> None:
         account = parsed.account_id
-        received = self._metrics.events_received
+        received = self._received
         match parsed:
             case Heartbeat():
                 health = self._health.setdefault(account, _Health())
                 health.last_beat = asyncio.get_running_loop().time()
                 health.interval = parsed.interval_s or health.interval
-                received.labels(PLATFORM, "heartbeat").inc()
+                received["heartbeat"].inc()
                 if parsed.online is False:
                     await self._set_online(account, False, "implementation_offline")
                 elif account in self._links:
                     await self._set_online(account, True, "heartbeat")
             case Lifecycle():
-                received.labels(PLATFORM, "lifecycle").inc()
+                received["lifecycle"].inc()
                 online = parsed.sub_type != "disable"
                 await self._set_online(account, online, f"lifecycle_{parsed.sub_type}")
             case Ignored():
-                received.labels(PLATFORM, "ignored").inc()
+                received["ignored"].inc()
                 log.debug("onebot %s ignored %s", account, parsed.kind)
             case ChatMessage():
-                received.labels(PLATFORM, "message").inc()
+                received["message"].inc()
                 self._memory.note_message(parsed)
                 await self._emit(parsed)
             case MessageRecall():
-                received.labels(PLATFORM, "recall").inc()
+                received["recall"].inc()
                 await self._emit(parsed)
             case MemberChange():
-                received.labels(PLATFORM, "member").inc()
+                received["member"].inc()
                 self._memory.note_member(parsed)
                 await self._emit(parsed)
 
