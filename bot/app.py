@@ -24,9 +24,9 @@ from bot.delivery import Delivery
 from bot.dispatch import Dispatcher
 from bot.errors import SopbotError
 from bot.events import InboundEvent
+from bot.gateway.backoff import Backoff
 from bot.gateway.hub import GatewayHub
 from bot.gateway.onebot import OneBotGateway
-from bot.gateway.onebot.client import Backoff
 from bot.gateway.simulator import SimulatorGateway, demo_cast
 from bot.intake import Intake
 from bot.keys import CLOCK, CONFIG, DISPATCHER, ENGINE, HUB, INTAKE, METRICS, ROSTER, SESSIONS

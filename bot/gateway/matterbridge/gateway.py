@@ -28,11 +28,9 @@ import contextlib
 import hashlib
 import json
 import logging
-import random
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -50,6 +48,7 @@ from bot.events import (
     Segment,
     SegmentType,
 )
+from bot.gateway.backoff import Backoff
 from bot.gateway.base import EventSink, SentMessage
 from bot.metrics import Metrics
 
@@ -89,24 +88,6 @@ def parse_timestamp(value: object, received_at: datetime) -> datetime:
     if sent is None or sent - received_at > FUTURE_SLACK:
         return received_at
     return sent
-
-
-@dataclass(slots=True)
-class Backoff:
-    """``min(cap, base * 2**attempt)`` scaled by a random factor in [0.5, 1)."""
-
-    base: float = 1.0
-    cap: float = 60.0
-    rng: random.Random = field(default_factory=random.Random)
-    attempt: int = 0
-
-    def next_delay(self) -> float:
-        delay = min(self.cap, self.base * 2.0 ** min(self.attempt, 30))
-        self.attempt += 1
-        return delay * (0.5 + self.rng.random() / 2)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class MatterbridgeGateway:

@@ -7,7 +7,7 @@ The lead wires it as::
     # cleanup_ctx: await gw.start(); yield; await gw.stop()
 """
 
-from bot.gateway.onebot.client import Backoff
+from bot.gateway.backoff import Backoff
 from bot.gateway.onebot.gateway import OneBotGateway
 from bot.gateway.onebot.parse import PLATFORM
 from bot.gateway.onebot.server import HTTP_PATH, WS_PATH

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import aiohttp
 from yarl import URL
 
+from bot.gateway.backoff import Backoff
 from bot.gateway.onebot.links import WsLink
 
 if TYPE_CHECKING:
@@ -24,24 +23,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
-
-
-@dataclass(slots=True)
-class Backoff:
-    """``min(cap, base * 2**attempt)`` scaled by a random factor in [0.5, 1)."""
-
-    base: float = 1.0
-    cap: float = 60.0
-    rng: random.Random = field(default_factory=random.Random)
-    attempt: int = 0
-
-    def next_delay(self) -> float:
-        delay = min(self.cap, self.base * 2.0 ** min(self.attempt, 30))
-        self.attempt += 1
-        return delay * (0.5 + self.rng.random() / 2)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 def redact(url: str) -> str:

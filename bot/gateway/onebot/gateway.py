@@ -28,9 +28,10 @@ from bot.events import (
     MemberChange,
     MessageRecall,
 )
+from bot.gateway.backoff import Backoff
 from bot.gateway.base import EventSink, SentMessage
 from bot.gateway.onebot import server
-from bot.gateway.onebot.client import Backoff, Sleep, run_forward_ws
+from bot.gateway.onebot.client import Sleep, run_forward_ws
 from bot.gateway.onebot.history import parse_history
 from bot.gateway.onebot.links import HttpLink, Link, WsLink
 from bot.gateway.onebot.memory import AccountMemory

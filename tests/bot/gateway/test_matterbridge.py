@@ -14,8 +14,9 @@ from bot.clock import ManualClock
 from bot.config_wecom import MatterbridgeSection
 from bot.errors import GatewayError, NetworkError
 from bot.events import AccountStatus, ChatMessage, ChatType, SegmentType
+from bot.gateway.backoff import Backoff
 from bot.gateway.matterbridge import MatterbridgeGateway, synthesized_id
-from bot.gateway.matterbridge.gateway import Backoff, parse_timestamp
+from bot.gateway.matterbridge.gateway import parse_timestamp
 from bot.metrics import Metrics
 from tests.fakes.matterbridge import INCOMING_SAMPLE, FakeMatterbridge
 from tests.fakes.onebot import RecordingSink, counter

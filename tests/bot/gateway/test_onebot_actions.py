@@ -7,8 +7,9 @@ import asyncio
 import pytest
 
 from bot.errors import ActionFailed, ApiTimeout, NetworkError
+from bot.gateway.backoff import Backoff
 from bot.gateway.onebot.actions import ResultStore, action_frame, unwrap
-from bot.gateway.onebot.client import Backoff, redact
+from bot.gateway.onebot.client import redact
 
 
 async def test_response_resolves_its_waiter_by_echo() -> None:
