@@ -23,11 +23,13 @@ from bot.config import AppConfig
 from bot.delivery import Delivery
 from bot.dispatch import Dispatcher
 from bot.errors import SopbotError
-from bot.events import InboundEvent
+from bot.events import CardClick, InboundEvent
 from bot.gateway.backoff import Backoff
 from bot.gateway.hub import GatewayHub
+from bot.gateway.matterbridge import MatterbridgeGateway
 from bot.gateway.onebot import OneBotGateway
 from bot.gateway.simulator import SimulatorGateway, demo_cast
+from bot.gateway.wecom import WeComGateway
 from bot.intake import Intake
 from bot.keys import CLOCK, CONFIG, DISPATCHER, ENGINE, HUB, INTAKE, METRICS, ROSTER, SESSIONS
 from bot.metrics import Metrics
@@ -38,6 +40,7 @@ from bot.roster import Roster
 from bot.scheduler import Tick, TickRunner
 from bot.store.db import make_engine, session_factory, upgrade
 from bot.store.roster_sync import sync_roster
+from bot.wecom_verification import WeComVerification
 
 log = logging.getLogger("sopbot.app")
 
@@ -45,6 +48,8 @@ ONEBOT = web.AppKey("onebot_gateway", OneBotGateway)
 TICKS = web.AppKey("tick_runner", TickRunner)
 OUTBOX = web.AppKey("outbox_dispatcher", OutboxDispatcher)
 SIMULATOR = web.AppKey("simulator_gateway", SimulatorGateway)
+WECOM = web.AppKey("wecom_gateway", WeComGateway)
+MATTERBRIDGE = web.AppKey("matterbridge_gateway", MatterbridgeGateway)
 
 
 async def run_report(cfg: AppConfig, kind: str, request: ReportRequest) -> list[ReportTable]:
@@ -130,6 +135,33 @@ def create_app(
         )
         app[SIMULATOR] = simulator
         hub.add(simulator)
+    wecom_cfg = cfg.gateway.wecom
+    if wecom_cfg.enabled:
+
+        async def card_sink(click: CardClick) -> None:
+            # Card clicks are not chat: they skip the intake and go straight to the handlers.
+            await dispatcher.feed(click)
+
+        wecom = WeComGateway.from_config(
+            wecom_cfg, sink=sink, clock=clock, metrics=metrics, card_sink=card_sink
+        )
+        app[WECOM] = wecom
+        hub.add(wecom)
+        app.add_routes(wecom.routes())
+        # The SOP verification port (source "api"); the engine exists once the app starts.
+        dispatcher.provide(
+            verification=WeComVerification(
+                wecom.sop, roster, lambda: app[ENGINE], tz=cfg.bot.timezone
+            )
+        )
+    mb_cfg = cfg.gateway.matterbridge
+    if mb_cfg.enabled:
+        matterbridge = MatterbridgeGateway.from_config(
+            mb_cfg, sink=sink, clock=clock, metrics=metrics
+        )
+        app[MATTERBRIDGE] = matterbridge
+        hub.add(matterbridge)
+        app.add_routes(matterbridge.routes())
 
     app.add_routes(infra_web.routes())
     app.add_routes(handlers.web_routes())
@@ -181,7 +213,13 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
     delivery: Delivery = app[DISPATCHER].deps["delivery"]
 
     async def send(row: OutboxRow) -> None:
-        await delivery.send(row.recipient_id, row.text)
+        await delivery.send(
+            row.recipient_id,
+            row.text,
+            idempotency_key=row.key,
+            kind=row.kind,
+            lang=cfg.bot.language,
+        )
 
     outbox = OutboxDispatcher(
         engine=app[ENGINE],
@@ -205,8 +243,8 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _gateways(app: web.Application) -> AsyncIterator[None]:
-    started: list[OneBotGateway | SimulatorGateway] = []
-    for key in (ONEBOT, SIMULATOR):
+    started: list[OneBotGateway | SimulatorGateway | WeComGateway | MatterbridgeGateway] = []
+    for key in (ONEBOT, SIMULATOR, WECOM, MATTERBRIDGE):
         gateway = app.get(key)
         if gateway is not None:
             await gateway.start()

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from bot.clock import Clock, SimulatedClock, SystemClock
 from bot.config import AppConfig, load_config
 from bot.errors import ConfigError
-from bot.logs import setup_logging
+from bot.logs import config_secrets, setup_logging
 
 EXIT_CONFIG = 2
 log = logging.getLogger("sopbot.cli")
@@ -85,11 +85,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _secrets(cfg: AppConfig) -> list[str]:
-    return [
-        cfg.web.api_token.get_secret_value(),
-        cfg.gateway.onebot.access_token.get_secret_value(),
-        cfg.gateway.onebot.secret.get_secret_value(),
-    ]
+    # Every SecretStr of every section (WeCom, Matterbridge, web sessions...), not a fixed list.
+    return config_secrets(cfg)
 
 
 def _serve(cfg: AppConfig, clock: Clock, *, banner: str | None = None) -> None:
@@ -136,6 +133,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def demo_config(base: AppConfig, seed: int, data_dir: Path | None, port: int | None) -> AppConfig:
     """The demo roster and groups come from the simulator's cast, like a real config's would."""
+    from bot.config_web import demo_web
     from bot.gateway.simulator import demo_cast
 
     sim = base.gateway.simulator.model_copy(update={"enabled": True, "seed": seed})
@@ -150,7 +148,11 @@ def demo_config(base: AppConfig, seed: int, data_dir: Path | None, port: int | N
         {
             **base.model_dump(exclude={"operators", "groups", "bot", "web", "gateway"}),
             "bot": bot.model_dump(),
-            "web": {**web.model_dump(), "api_token": web.api_token.get_secret_value()},
+            "web": {
+                **web.model_dump(),
+                "api_token": web.api_token.get_secret_value(),
+                **demo_web(web, cast.operators()),
+            },
             "gateway": {
                 "onebot": {
                     **base.gateway.onebot.model_dump(),
@@ -166,6 +168,8 @@ def demo_config(base: AppConfig, seed: int, data_dir: Path | None, port: int | N
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from bot.config_web import demo_logins
+
     base = load_config(args.config) if args.config else AppConfig()
     seed = args.seed if args.seed is not None else base.gateway.simulator.seed
     cfg = demo_config(base, seed, args.data_dir, args.port)
@@ -181,6 +185,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         f"sopbot demo: web UI at {url}  (metrics {url}metrics)\n"
         f"  simulated clock from {start.isoformat()} at {args.speed:g}x: "
         f"a 14-hour working day plays in about {minutes:.0f} minutes\n"
+        f"  {demo_logins(cfg.web)}\n"
         f"  database: {cfg.bot.resolved_database_url()}\n"
         f"  press Ctrl+C to stop"
     )

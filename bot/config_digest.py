@@ -32,7 +32,6 @@ class DigestSection(Section):
     quiet_hours: str = "21:00-08:00"
     window: Duration = 43200.0
     recipients: tuple[str, ...] = ()
-    every: Duration = 60.0
     top_breaches: int = Field(default=5, ge=0, le=50)
     slowest_groups: int = Field(default=3, ge=0, le=50)
     target_attainment: float = Field(default=0.9, ge=0, le=1)

@@ -7,6 +7,7 @@ Each section turns into the pure core's value: ``SlaSection.policy()`` → ``sop
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Literal
 
@@ -152,6 +153,17 @@ class CalendarSection(Section):
             extra_workdays=frozenset(self.extra_workdays),
             version=self.version,
         )
+
+    def calendar_of(self, tz: str) -> Callable[[str], BusinessCalendar]:
+        """Engine chat key ("<platform>:<chat id>") → that chat's calendar."""
+        base = self.calendar(tz)
+        groups = self.group_calendars(tz)
+
+        def calendar_of(chat: str) -> BusinessCalendar:
+            platform, _, raw = chat.partition(":")
+            return groups.get((platform, raw), base)
+
+        return calendar_of
 
     def group_calendars(self, tz: str) -> dict[tuple[str, str], BusinessCalendar]:
         """(platform, group id) → that group's calendar, built on the tenant calendar."""

@@ -32,9 +32,7 @@ class WebUser(Section):
     @classmethod
     def _argon2(cls, v: str) -> str:
         if not v.startswith("$argon2"):
-            raise ValueError(
-                "expected an argon2 hash; make one with `python -m bot.webauth hash`"
-            )
+            raise ValueError("expected an argon2 hash; make one with `python -m bot.webauth hash`")
         return v
 
 

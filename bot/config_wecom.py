@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from datetime import time
+
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from bot.config_types import Duration, Section
@@ -28,6 +30,10 @@ class WeComSection(Section):
     calls_per_api_per_minute: float = Field(default=10_000.0, ge=0)
     duplicate_check_interval: Duration = 1800.0
     replay_window: Duration = 300.0
+    # SOP verification (handlers/sop_verify.py): how often today's Moments / group-send results
+    # are polled, and the local time yesterday's behaviour data (chat counts) is fetched.
+    verify_every: Duration = Field(default=900.0, ge=60.0)
+    behaviour_at: time = time(9, 30)
 
     @field_validator("base_url")
     @classmethod

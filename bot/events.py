@@ -134,4 +134,32 @@ class AccountStatus:
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class CardClick:
+    """A member of staff clicked a button on a card we sent them (WeCom template cards).
+
+    Not an ``InboundEvent``: it is not chat and is not stored by the intake; the composition
+    root feeds it straight to the dispatcher. ``task_id`` is ``card_task_id`` of the outbox key
+    the card was sent with; ``response_code`` (single use) lets a handler update that card.
+    """
+
+    platform: str
+    account_id: str  # corp id
+    user_id: str  # the staff member's platform user id
+    event_key: str  # the button's key (``done`` / ``snooze`` for SOP cards)
+    task_id: str  # the card's task_id (derived from our idempotency key)
+    response_code: str  # single use, 72 h: updates this card for this user
+    card_type: str
+    at: datetime
+    agent_id: str = ""
+
+
+def card_task_id(key: str) -> str:
+    """The card id (≤128 chars of ``[0-9A-Za-z_-@]``) of a card sent with idempotency ``key``.
+
+    A click names only this id, so handlers find the card's outbox row by recomputing it.
+    """
+    return "sop-" + hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
 InboundEvent = ChatMessage | MessageRecall | MemberChange | AccountStatus

@@ -5,6 +5,9 @@ stops reading its socket (backpressure, never dropping). A writer task takes up 
 events or whatever arrived within ``flush_interval``, stores new messages in one transaction
 (duplicates are skipped by the unique natural key), then feeds the batch to the handlers with
 one shared session committed once. A database outage is retried with backoff: nothing is lost.
+An event the database refuses for its content (an SQLSTATE data or integrity error, which no
+retry can fix) is isolated from its batch, counted as rejected (``store_refused``) and logged
+by id, so one bad row never stalls the intake behind it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -30,6 +33,31 @@ from bot.store import messages as message_store
 log = logging.getLogger("sopbot.intake")
 
 Stored = dict[int, tuple[Actor, int]]  # position in the batch → (sender, message row id)
+
+# SQLSTATE classes that name the data, not the connection: data exception, integrity
+# constraint violation, program limit exceeded (e.g. an index row too large).
+_REFUSED_SQLSTATE_CLASSES = frozenset({"22", "23", "54"})
+
+
+def is_refused(exc: BaseException) -> bool:
+    """True when the database refused the rows themselves: retrying the same write cannot help.
+
+    Connection loss, lock timeouts, a server shutting down or a missing table are transient
+    (or need an operator): those are retried, never dropped.
+    """
+    if isinstance(exc, ValueError | TypeError):
+        return True  # a value the driver cannot encode (UnicodeEncodeError is a ValueError)
+    if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
+        return is_refused(exc.orig) if exc.orig is not None else False
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return False
+        if isinstance(exc, DataError | IntegrityError):
+            return True
+        # asyncpg's errors reach SQLAlchemy as generic DBAPIErrors carrying the SQLSTATE.
+        code = getattr(exc.orig, "sqlstate", None)
+        return isinstance(code, str) and code[:2] in _REFUSED_SQLSTATE_CLASSES
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +172,24 @@ class Intake:
             self._metrics.intake_queue_depth.set(self._queue.qsize())
 
     async def _process_with_retry(self, batch: list[tuple[InboundEvent, float]]) -> None:
+        stored = await self._store(batch)
+        await self._stored.put((batch, stored))
+
+    async def _store(self, batch: Sequence[tuple[InboundEvent, float]]) -> Stored:
+        """Write ``batch``, retrying outages; isolate and drop rows the database refuses."""
         delay = 0.05
         while True:
             try:
-                stored = await self._write(batch)
-                break
-            except (OperationalError, DBAPIError, OSError) as exc:
-                # The database is down or locked: keep the batch, wait, retry. The queue fills
-                # behind us and the gateways block on put(): backpressure instead of loss.
+                return await self._write(batch)
+            except Exception as exc:
+                if is_refused(exc):
+                    if len(batch) == 1:
+                        self._refused(batch[0][0], exc)
+                        return {}
+                    return await self._store_each(batch)
+                # The database is down or locked (or something unknown failed: never drop on a
+                # guess): keep the batch, wait, retry. The queue fills behind us and the
+                # gateways block on put(): backpressure instead of loss.
                 log.warning(
                     "store unavailable (%s); retrying %d events in %.2fs",
                     type(exc).__name__,
@@ -160,7 +198,27 @@ class Intake:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._retry_max_delay)
-        await self._stored.put((batch, stored))
+
+    async def _store_each(self, batch: Sequence[tuple[InboundEvent, float]]) -> Stored:
+        """One event per transaction, so a refused one does not take its batch down with it."""
+        stored: Stored = {}
+        for pos, item in enumerate(batch):
+            one = await self._store([item])
+            if 0 in one:
+                stored[pos] = one[0]
+        return stored
+
+    def _refused(self, event: InboundEvent, exc: BaseException) -> None:
+        self._metrics.events_rejected.labels(event.platform, "store_refused").inc()
+        # Ids only (bounded): the exception text may quote the refused row, customer text too.
+        log.error(
+            "store refused %s account=%.64s chat=%.64s message=%.64s (%s); event dropped",
+            type(event).__name__,
+            event.account_id,
+            getattr(event, "chat_id", "-"),
+            getattr(event, "message_id", "-"),
+            getattr(getattr(exc, "orig", None), "sqlstate", None) or type(exc).__name__,
+        )
 
     async def _write(self, batch: Sequence[tuple[InboundEvent, float]]) -> Stored:
         """Store the batch; return, by position in the batch, the new messages' actor and id."""
@@ -225,11 +283,11 @@ class Intake:
             "chat_id": msg.chat_id,
             "message_id": msg.message_id,
             "sender_id": msg.sender_id,
-            "sender_name": msg.sender_name[:255],
+            "sender_name": _no_nul(msg.sender_name)[:255],
             "actor_role": actor.role.value,
             "operator_id": actor.operator.id if actor.operator else None,
             "is_self": msg.is_self,
-            "text": msg.text,
+            "text": _no_nul(msg.text),
             "reply_to_message_id": msg.reply_to_message_id,
             "mention_user_ids": list(msg.mention_user_ids),
             "mention_all": msg.mention_all,
@@ -256,3 +314,8 @@ class Intake:
             except Exception:
                 log.exception("handler session commit failed for a batch of %d", len(batch))
                 await session.rollback()
+
+
+def _no_nul(text: str) -> str:
+    # PostgreSQL text cannot hold NUL; a stray one must not cost the whole message.
+    return text.replace("\x00", "") if "\x00" in text else text

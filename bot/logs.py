@@ -9,10 +9,36 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, SecretStr
 
 _RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message"}
+
+
+def config_secrets(config: BaseModel) -> list[str]:
+    """Every ``SecretStr`` value anywhere in a (nested) config: what ``SecretMask`` hides.
+
+    Walking the model, rather than listing fields, covers secrets added by any section.
+    """
+    return sorted(set(_secret_values(config)))
+
+
+def _secret_values(value: Any) -> Iterator[str]:
+    if isinstance(value, SecretStr):
+        if secret := value.get_secret_value():
+            yield secret
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _secret_values(getattr(value, name))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _secret_values(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _secret_values(item)
 
 
 class SecretMask(logging.Filter):
@@ -70,3 +96,6 @@ def setup_logging(level: str = "INFO", fmt: str = "json", secrets: Iterable[str]
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # APScheduler logs every tick run at INFO: one line a second is noise, not information.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # aiosqlite's DEBUG lines quote every statement's parameters: customer text, at log_level
+    # DEBUG. Ours never need them.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)

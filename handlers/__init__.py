@@ -21,16 +21,27 @@ from handlers import (
     commands,
     commands_sla,
     commands_sop,
+    dashboard,
+    digests,
     openapi,
     questions,
     reports_sla,
     reports_sop,
     sop_completion,
     sop_plan,
+    sop_verify,
     status,
+    wecom_cards,
+    wecom_contacts,
 )
 
-ROUTERS: tuple[Router, ...] = (commands.router, questions.router, *sop_completion.ROUTERS)
+ROUTERS: tuple[Router, ...] = (
+    commands.router,
+    questions.router,
+    *sop_completion.ROUTERS,
+    *wecom_cards.ROUTERS,
+    *wecom_contacts.ROUTERS,
+)
 
 COMMANDS: tuple[Command, ...] = (
     *commands.COMMANDS,
@@ -38,7 +49,7 @@ COMMANDS: tuple[Command, ...] = (
     *commands_sop.COMMANDS,
 )
 
-TICKS: tuple[Tick, ...] = (*questions.TICKS, *sop_plan.TICKS)
+TICKS: tuple[Tick, ...] = (*questions.TICKS, *sop_plan.TICKS, *digests.TICKS, *sop_verify.TICKS)
 
 # Lifecycle contexts (aiohttp cleanup_ctx) of handler services, started in this order.
 CONTEXTS: tuple[Callable[[web.Application], AsyncIterator[None]], ...] = (
@@ -46,15 +57,19 @@ CONTEXTS: tuple[Callable[[web.Application], AsyncIterator[None]], ...] = (
     alerts.context,
     reports_sla.context,
     sop_plan.sop_context,
+    dashboard.context,
+    sop_verify.verify_context,  # after sop_plan: verifies the tasks it materializes
 )
 
 # `sopbot report KIND` and the API share these builders.
 REPORTS: dict[str, ReportBuilder] = {"sla": reports_sla.build, **reports_sop.REPORTS}
 
 
-def web_routes() -> list[web.RouteDef]:
+def web_routes() -> list[web.AbstractRouteDef]:
     return [
-        *status.routes(),
+        # The dashboard owns "/" (login required); the old status page is admin-only now.
+        *dashboard.routes(),
+        web.get("/status", dashboard.guard("admin")(status.status_page)),
         *api_sla.routes(reports_sla.build),
         *api_sop.routes(),
         *openapi.routes(OPENAPI_PATHS, (api_sla.OPENAPI_SCHEMAS,)),

@@ -6,14 +6,16 @@ which levels are due (quiet hours already moved them to the next opening), and
 question first. Each message goes to the outbox keyed by its recipient and the (question, level)
 pairs it covers, and the levels are recorded on the questions in the same transaction, so a level
 is sent at most once per question even across restarts. Recipients are operator ids only;
-customer groups and askers are never recipients.
+customer groups and askers are never recipients. When the app provides ``outbox_kick`` (the
+outbox dispatcher's ``run_once``), enqueued alerts are dispatched at once rather than on the
+outbox's next tick.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -81,8 +83,10 @@ class AlertService:
         roster: Roster,
         calendar_of: Callable[[str], BusinessCalendar],
         sent: dict[str, set[str]],
+        on_enqueued: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._cfg = cfg
+        self._on_enqueued = on_enqueued
         self._db = db
         self._engine = engine
         self._roster = roster
@@ -171,12 +175,25 @@ class AlertService:
                 self.arm(q)
         if items:
             log.info("alerts enqueued: %d messages for %d questions", len(items), len(levels))
+            if self._on_enqueued is not None:
+                # Hand the rows to the outbox now instead of at its next tick (alert lag).
+                try:
+                    await self._on_enqueued()
+                except Exception:
+                    log.exception("outbox kick failed; the outbox tick sends the alerts")
 
 
 async def context(app: web.Application) -> AsyncIterator[None]:
     """Start the exact alert timer, armed for every live question (rebuilt on each start)."""
     deps = app[DISPATCHER].deps
     engine: QuestionEngine = deps["question_engine"]
+
+    async def kick() -> None:
+        # Looked up when alerts fire: the outbox starts after the handler services.
+        run = deps.get("outbox_kick")
+        if run is not None:
+            await run()
+
     service = AlertService(
         cfg=app[CONFIG],
         db=app[ENGINE],
@@ -184,6 +201,7 @@ async def context(app: web.Application) -> AsyncIterator[None]:
         roster=app[ROSTER],
         calendar_of=deps["sla_calendar_of"],
         sent=deps["sla_sent"],
+        on_enqueued=kick,
     )
     timer = DueTimer(app[CLOCK], service.fire, name="sla-alerts")
     service.timer = timer

@@ -1,6 +1,7 @@
 """JSON API of the question log and SLA metrics (bearer auth: ``bot.web.api_auth``).
 
-``GET /api/v1/questions``: one row per question (filters from, to, group, operator, status).
+``GET /api/v1/questions``: one row per question (filters from, to, group, operator = first
+responder or owner, status; all applied in SQL).
 ``GET /api/v1/sla/operators|groups|daily``: the ``sla`` report's tables, built by exactly the
 builder ``sopbot report sla`` uses, so every number matches the CLI for the same parameters.
 Query: ``from``/``to`` (local dates, inclusive; default today), ``as_of`` (ISO 8601; default
@@ -110,7 +111,7 @@ async def list_questions(request: web.Request) -> web.Response:
         today = request.app[CLOCK].now().astimezone(tz).date()
         start = _date(q.get("from"), today - timedelta(days=6), "from")
         end = _date(q.get("to"), today, "to")
-        limit = min(int(q.get("limit", "1000")), 10000)
+        limit = min(max(int(q.get("limit", "1000")), 0), 10000)  # PostgreSQL refuses LIMIT -1
         offset = max(int(q.get("offset", "0")), 0)
     except (_BadRequest, ValueError) as exc:
         return web.json_response({"error": str(exc)}, status=400)

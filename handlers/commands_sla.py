@@ -1,5 +1,6 @@
 """SLA chat commands (answered privately by handlers/commands.py): own questions, a group's
-backlog, resolve / dismiss with a reason, and the supervisors' SLA summary.
+backlog, resolve / dismiss with a reason, the supervisors' SLA summary, and the admins' rebuild
+of the per-day SLA rollups (``sla-rebuild`` / ``重建统计``).
 
 Changes made by a command are written in the intake batch's ``session`` like any other effect.
 """
@@ -7,7 +8,7 @@ Changes made by a command are written in the intake batch's ``session`` like any
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,6 +16,7 @@ from bot.commands import Command, CommandContext
 from bot.config import AppConfig
 from bot.reports import ReportRequest
 from bot.store import questions as store
+from bot.store import sla_rollup
 from sop.alerts import format_duration, plain
 from sop.questions import Effect, Question, QuestionEngine, QuestionStatus
 
@@ -30,6 +32,8 @@ _T = {
         "unknown": "找不到问题 {id}（或它已关闭）。",
         "resolved": "已将 {id} 标记为已解决。",
         "dismissed": "已排除 {id}（原因：{r}），不计入统计。",
+        "rebuilt": "已重建 {d} 天的 SLA 统计（{n} 个问题）。",
+        "usage_rebuild": "用法：重建统计 [开始日期 [结束日期]]（YYYY-MM-DD）",
         "sla": "SLA 汇总 {p}：问题 {q}，已回复 {a}，达标率 严格 {s} / 宽松 {l}，"
         "首响 P50 {p50} / P90 {p90}，48小时积压率 {b}，当前积压 {n}",
     },
@@ -43,6 +47,8 @@ _T = {
         "unknown": "No open question {id}.",
         "resolved": "{id} marked resolved.",
         "dismissed": "{id} dismissed (reason: {r}); it is left out of the metrics.",
+        "rebuilt": "Rebuilt the SLA rollups of {d} day(s) ({n} questions).",
+        "usage_rebuild": "usage: sla-rebuild [FROM [TO]] (YYYY-MM-DD)",
         "sla": "SLA {p}: {q} questions, {a} answered, attainment strict {s} / lenient {l}, "
         "FRT p50 {p50} / p90 {p90}, 48 h backlog rate {b}, backlog now {n}",
     },
@@ -200,6 +206,28 @@ async def _summary(ctx: CommandContext) -> str:
     )
 
 
+async def _rebuild(ctx: CommandContext) -> str:
+    """Recompute the per-day rollups from the question rows (all days, or a date range)."""
+    t = _t(ctx)
+    cfg: AppConfig = ctx.dep("cfg")
+    try:
+        bounds = [date.fromisoformat(a).isoformat() for a in ctx.args[:2]]
+    except ValueError:
+        return t["usage_rebuild"]
+    async with ctx.dep("engine").begin() as conn:
+        days = await sla_rollup.all_days(conn)
+        if bounds:
+            days = [d for d in days if bounds[0] <= d <= bounds[-1]]
+        n = await sla_rollup.rebuild_days(
+            conn,
+            days,
+            calendar_of=ctx.dep("sla_calendar_of"),
+            tz=ZoneInfo(cfg.bot.timezone),
+            now=ctx.dep("clock").now(),
+        )
+    return t["rebuilt"].format(d=len(days), n=n)
+
+
 COMMANDS: tuple[Command, ...] = (
     Command(("questions", "我的问题", "待回复"), "我负责的待回复问题", "my open questions", _mine),
     Command(
@@ -230,5 +258,13 @@ COMMANDS: tuple[Command, ...] = (
         _summary,
         usage="[today|yesterday|week]",
         roles=frozenset({"supervisor", "admin"}),
+    ),
+    Command(
+        ("sla-rebuild", "重建统计"),
+        "重建 SLA 日汇总（全部或日期范围）",
+        "rebuild the SLA day rollups (all days or a range)",
+        _rebuild,
+        usage="[FROM [TO]]",
+        roles=frozenset({"admin"}),
     ),
 )

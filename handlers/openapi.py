@@ -14,6 +14,35 @@ from aiohttp import web
 Spec = Mapping[str, Any]
 
 
+_ERROR = {
+    "description": "",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+# Answers any operation may give, whatever its module documents: the bearer check's 401 and
+# 503 (bot/web.py: wrong token / no token configured) and a bad query parameter's 400.
+COMMON_RESPONSES: dict[str, Any] = {
+    "400": {**_ERROR, "description": "bad parameter"},
+    "401": {**_ERROR, "description": "missing or wrong bearer token"},
+    "503": {**_ERROR, "description": "the API is disabled: no api_token configured"},
+}
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}},
+    "required": ["error"],
+}
+
+
+def _with_common_responses(item: Spec) -> dict[str, Any]:
+    return {
+        method: (
+            {**op, "responses": {**COMMON_RESPONSES, **op["responses"]}}
+            if isinstance(op, Mapping) and "responses" in op
+            else op
+        )
+        for method, op in item.items()
+    }
+
+
 def document(
     paths: Iterable[Spec], schemas: Iterable[Spec] = (), version: str = "1"
 ) -> dict[str, Any]:
@@ -23,8 +52,8 @@ def document(
         for path, item in part.items():
             if path in merged:
                 raise ValueError(f"OpenAPI path {path} is defined twice")
-            merged[path] = item
-    components: dict[str, Any] = {}
+            merged[path] = _with_common_responses(item)
+    components: dict[str, Any] = {"Error": ERROR_SCHEMA}
     for part in schemas:
         components.update(part)
     return {

@@ -33,6 +33,7 @@ from bot.keys import CLOCK, CONFIG, DISPATCHER, ENGINE, ROSTER
 from bot.roster import ActorRole, Roster
 from bot.scheduler import Tick
 from bot.store import questions as store
+from bot.store import sla_rollup
 from bot.timers import DueTimer, schedule_question
 from sop.calendar import BusinessCalendar
 from sop.detect import DetectorConfig, classify, is_acknowledgement, is_exempt, is_holding_reply
@@ -47,13 +48,7 @@ def private_key(platform: str, peer_id: str) -> str:
 
 
 def build_calendar_of(cfg: AppConfig) -> Callable[[str], BusinessCalendar]:
-    base = cfg.calendar.calendar(cfg.bot.timezone)
-    groups = cfg.calendar.group_calendars(cfg.bot.timezone)
-
-    def calendar_of(chat: str) -> BusinessCalendar:
-        return groups.get(store.split_key(chat), base)
-
-    return calendar_of
+    return cfg.calendar.calendar_of(cfg.bot.timezone)
 
 
 def row_context(
@@ -289,6 +284,18 @@ async def context(app: web.Application) -> AsyncIterator[None]:
         ],
     )
     engine.load(s.question for s in stored)
+    async with app[ENGINE].begin() as conn:
+        # Days with questions but no rollup (first start after an upgrade, bulk imports).
+        missing = await sla_rollup.missing_days(conn)
+        if missing:
+            await sla_rollup.rebuild_days(
+                conn,
+                missing,
+                calendar_of=calendar_of,
+                tz=ZoneInfo(cfg.bot.timezone),
+                now=clock.now(),
+            )
+            log.info("rolled up %d day(s) of questions", len(missing))
     sent = {s.question.id: set(s.alert_levels_sent) for s in stored}
     app[DISPATCHER].provide(
         question_engine=engine,

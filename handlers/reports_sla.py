@@ -1,21 +1,31 @@
 """The ``sla`` report (sla.md §7.8, §7.10): one builder for ``sopbot report sla`` and the API.
 
-Everything is aggregated in SQL over the ``question`` table (no per-question rows are loaded), so
-a 30-day report over a million questions stays fast on SQLite and PostgreSQL:
+Definitions are those of ``sop.metrics`` (cohort = questions opened on the requested local dates
+and by ``as_of``; E = minus dismissed, withdrawn, bot-resolved; strict view = the ``strict_*``
+columns, lenient = the first response). Two ways to the same numbers:
 
-* counts, attainment, answer/backlog rate @48 h, resolution, follow-up and 3-minute rates are
-  ``SUM(CASE ...)`` per key, with the same definitions as ``sop.metrics`` (cohort = questions
-  opened on the requested local dates and by ``as_of``; E = minus dismissed, withdrawn and
-  bot-resolved; strict view = the ``strict_*`` columns, lenient = the first response);
-* FRT p50/p90 are exact ``PERCENTILE_CONT`` (linear interpolation at ``(n-1)·q``) computed with
-  ``ROW_NUMBER()`` window functions, censoring-aware: overdue unanswered questions sort as +∞;
-  a quantile touching one is shown as "> L", L being the same percentile with each censored FRT
-  replaced by its lower bound (calendar basis: its age at as_of; business basis: the FRT target,
-  which overdue guarantees);
-* the 3-minute denominator on the business basis counts unanswered questions only when overdue
-  with a target of at least 3 minutes (the no-calendar rule of ``sop.metrics``);
-* the backlog snapshot is every eligible question opened by as_of and unanswered at as_of,
-  whatever its date, by calendar age band.
+* **Exact SQL** over the ``question`` table (``SUM(CASE ...)`` per key, raw FRT and resolution
+  values for percentiles): small ranges (<= ``EXACT_LIMIT`` questions), a ``group`` filter
+  (rollups are not split by group under the operator dimensions), or an ``as_of`` so far in the
+  past that most facts still move after it (``MOVING_SHARE``).
+* **Rollups** (``bot/store/sla_rollup.py``): the per-day sums of the range, read per dimension,
+  hold every question *as of +inf*. Questions whose facts still change after ``as_of``
+  (``settle_at > as_of``: unanswered and younger than 48 h, answered or resolved after as_of,
+  opened after it) are fetched once; their +inf share is taken out and their state at ``as_of``
+  put in (``_at_as_of``, the SQL definitions in Python). So any ``as_of``, past or present, gives
+  the exact counts; tests check both ways agree.
+
+Percentiles (FRT p50/p90, resolution p50) are ``PERCENTILE_CONT`` (linear interpolation at
+``(n-1)·q``): exact from SQL; to the bucket when rollups contribute (1 s below 2 min, 5 s below
+10 min, 30 s below 1 h, 5 min below 4 h, 30 min below 48 h). Censoring-aware: overdue unanswered
+questions sort as +inf; a quantile touching one is shown as "> L", L being the same percentile
+with each censored FRT replaced by its lower bound (calendar: age at as_of; business: open
+business time up to as_of from the stored business-axis position of ``opened_at``, per group
+calendar in SQL; from rollups rounded down to the opened hour, on the tenant calendar). The
+3-minute denominator counts an unanswered question once it has waited 3 minutes in the report's
+basis (business time likewise). The backlog snapshot is every eligible question opened by as_of
+and unanswered at as_of, whatever its date, by calendar-age band. Owners: questions of groups
+without owners count under operator "" (the team queue), as in ``sop.metrics``.
 
 Views (``ReportRequest.view``): ``summary``, ``operators`` (credit and accountability columns),
 ``groups``, ``daily``; empty = all four. Filters: ``group``, ``operator``.
@@ -23,36 +33,32 @@ Views (``ReportRequest.view``): ``summary``, ``operators`` (credit and accountab
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
+import itertools
 import math
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from sqlalchemy import (
-    and_,
-    case,
-    false,
-    func,
-    literal,
-    not_,
-    or_,
-    select,
-    true,
-)
+from sqlalchemy import and_, case, false, func, literal, not_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.config import AppConfig
 from bot.keys import DISPATCHER
 from bot.reports import ReportRequest, ReportTable
+from bot.store import sla_rollup as roll
 from bot.store.questions import Q
 from sop.metrics import BACKLOG_BANDS, THREE_MIN_S, format_duration
 
 _EPS = 1e-6
-_INF = 1e300  # censored FRT sorts above every observation
 ALL_VIEWS = ("summary", "operators", "groups", "daily")
+_OLDEST_BAND = BACKLOG_BANDS[-1][0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +77,30 @@ class _Cols:
     eligible: ColumnElement[bool]
     answered: ColumnElement[bool]
     age: Any
+    elapsed: Any  # waited by as_of in the basis
 
 
-def _cols(req: ReportRequest) -> _Cols:
+def _bpos_as_of(cfg: AppConfig, as_of: datetime) -> tuple[float, Any]:
+    """Business-time position of as_of on the tenant axis, and per group as a SQL CASE."""
+    tz = cfg.bot.timezone
+    base = roll.axis_of(cfg.calendar.calendar(tz)).position(as_of)
+    whens = [
+        (
+            and_(Q.c.platform == platform, Q.c.chat_id == chat),
+            literal(roll.axis_of(cal).position(as_of)),
+        )
+        for (platform, chat), cal in cfg.calendar.group_calendars(tz).items()
+    ]
+    return base, case(*whens, else_=literal(base)) if whens else literal(base)
+
+
+def _cols(req: ReportRequest, bpos: Any) -> _Cols:
     business = req.basis == "business"
     as_of = req.as_of.astimezone(UTC)
     strict_frt = Q.c.strict_frt_business_s if business else Q.c.strict_frt_calendar_s
     lenient_frt = Q.c.frt_business_s if business else Q.c.frt_calendar_s
     resp_at = Q.c.strict_first_response_at if req.strict else Q.c.first_response_at
+    age = literal(as_of.timestamp()) - Q.c.opened_epoch
     return _Cols(
         as_of=as_of,
         resp_at=resp_at,
@@ -91,7 +113,8 @@ def _cols(req: ReportRequest) -> _Cols:
         due=Q.c.frt_due_at if business else Q.c.frt_due_calendar_at,
         eligible=and_(Q.c.status.notin_(("dismissed", "withdrawn")), Q.c.bot_resolved == false()),
         answered=and_(resp_at.isnot(None), resp_at <= as_of),
-        age=literal(as_of.timestamp()) - Q.c.opened_epoch,
+        age=age,
+        elapsed=bpos - Q.c.opened_bepoch if business else age,
     )
 
 
@@ -99,29 +122,233 @@ def _n(cond: ColumnElement[bool]) -> Any:
     return func.sum(case((cond, 1), else_=0))
 
 
-def _cohort(req: ReportRequest, c: _Cols) -> list[ColumnElement[bool]]:
-    where = [
-        Q.c.local_date >= req.start.isoformat(),
-        Q.c.local_date <= req.end.isoformat(),
-        Q.c.opened_at <= c.as_of,
-    ]
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Which days come from rollups and which from SQL, for one request."""
+
+    req: ReportRequest
+    c: _Cols
+    variant: str
+    range_days: tuple[str, ...]
+    rollups: bool  # False: every question exactly in SQL
+    bpos_base: float
+    as_of_epoch: float
+    day_starts: dict[str, tuple[float, float]]  # range day → (UNIX s, business position)
+    moving: tuple[_Moving, ...] = ()
+
+
+# Below this many questions in the range, every number comes exactly from SQL.
+EXACT_LIMIT = 20_000
+# Above this many moving questions per question of the range, plain SQL is cheaper than rollups.
+MOVING_SHARE = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Moving:
+    """A question whose facts still change after as_of (``settle_at > as_of``).
+
+    Its share of the rollups (``inf``, as of +inf) is taken out and its state at as_of
+    (``now``) put in, computed here in Python from one fetch (the same definitions as the SQL).
+    """
+
+    row: dict[str, Any]
+    in_range: bool
+    inf: roll.Raw | None
+    inf_responder: str | None
+    inf_unanswered: bool  # eligible and unanswered as of +inf (in the rollups' backlog)
+    now: _AtAsOf | None  # None: opened after as_of
+
+
+@dataclass(frozen=True, slots=True)
+class _AtAsOf:
+    counts: dict[str, float]
+    frt: float | None  # observed FRT
+    lower_bound: float | None  # censored: waited so far
+    res: float | None
+    band: str | None  # backlog band when unanswered at as_of
+    responder: str | None  # credited when answered by as_of
+
+
+def _at_as_of(row: dict[str, Any], plan: _Plan, bpos: float) -> _AtAsOf:
+    """One question's sums at as_of: ``_exact_counts``/``_exact_values``/``_backlog`` in Python."""
+    g = row.get
+    as_of = plan.c.as_of
+    business = plan.req.basis == "business"
+    pre = "strict_" if plan.req.strict else ""
+    suffix = "business_s" if business else "calendar_s"
+    resp_at = g(f"{pre}first_response_at")
+    answered = resp_at is not None and resp_at <= as_of
+    frt = g(f"{pre}frt_{suffix}")
+    due = g("frt_due_at") if business else g("frt_due_calendar_at")
+    overdue = due is not None and due <= as_of
+    status = g("status")
+    k: dict[str, float] = {
+        "n_cohort": 1,
+        "n_dismissed": int(status == "dismissed"),
+        "n_withdrawn": int(status == "withdrawn"),
+    }
+    if status in ("dismissed", "withdrawn") or g("bot_resolved"):
+        return _AtAsOf(k, None, None, None, None, None)
+    target = float(g("frt_target_s") or 0.0)
+    age = plan.as_of_epoch - float(g("opened_epoch") or 0.0)
+    elapsed = bpos - float(g("opened_bepoch") or 0.0) if business else age
+    k["n_eligible"] = 1
+    for tag, p in (("s", "strict_"), ("l", "")):
+        at, f = g(f"{p}first_response_at"), g(f"{p}frt_{suffix}")
+        done = at is not None and at <= as_of
+        k[f"att_{tag}_num"] = int(done and f is not None and f <= target + _EPS)
+        k[f"att_{tag}_den"] = int(done or overdue)
+    backlog_due = g("backlog_due_at")
+    within48 = answered and backlog_due is not None and resp_at <= backlog_due
+    k["a48_num"] = int(within48)
+    k["a48_den"] = int(within48 or (backlog_due is not None and backlog_due <= as_of))
+    resolved_at = g("resolved_at")
+    k["resolved"] = int(resolved_at is not None and resolved_at <= as_of)
+    res = g(f"resolution_{suffix}") if k["resolved"] else None
+    if g("holding") and g("followup_breached") is not None:
+        k["fu_den"] = 1
+        k["fu_num"] = int(bool(g("followup_breached")))
+    k["three_den"] = int(answered or elapsed >= THREE_MIN_S - _EPS)
+    observed = lower = band = None
+    if answered:
+        k["n_answered"] = 1
+        if frt is not None:
+            k["frt_sum"] = float(frt)
+            k["three_num"] = int(frt <= THREE_MIN_S + _EPS)
+            observed = float(frt)
+        else:
+            lower = max(0.0, elapsed)
+    else:
+        k["n_overdue"] = int(overdue)
+        if overdue:
+            lower = max(0.0, elapsed)
+        band = next(label for label, upper in BACKLOG_BANDS if age < upper)
+    responder = g(f"{pre}first_responder_id") if answered else None
+    return _AtAsOf(k, observed, lower, None if res is None else float(res), band, responder)
+
+
+async def _plan(conn: AsyncConnection, cfg: AppConfig, req: ReportRequest) -> _Plan:
+    bpos_base, bpos = _bpos_as_of(cfg, req.as_of)
+    c = _cols(req, bpos)
+    n_days = (req.end - req.start).days + 1
+    days = tuple((req.start + timedelta(days=i)).isoformat() for i in range(n_days))
+    variant = roll.variant_name(req.basis, req.strict)
+    tz = ZoneInfo(cfg.bot.timezone)
+    axis = roll.axis_of(cfg.calendar.calendar(cfg.bot.timezone))
+    starts = {d: roll.day_positions(d, tz, axis) for d in days}
+    plan = _Plan(req, c, variant, days, False, bpos_base, c.as_of.timestamp(), starts)
     if req.filters.get("group"):
-        where.append(Q.c.chat_id == req.filters["group"])
-    return where
+        return plan
+    in_range = await roll.questions_in(conn, days[0], days[-1])
+    if in_range <= EXACT_LIMIT:
+        return plan
+    moving_n = (
+        await conn.execute(select(func.count()).where(Q.c.settle_at > c.as_of))
+    ).scalar_one()
+    if moving_n > in_range * MOVING_SHARE:
+        return plan  # an as_of far in the past: most facts still move, SQL is cheaper
+    calendar_of = cfg.calendar.calendar_of(cfg.bot.timezone)
+    positions: dict[str, float] = {}
+    cols = [Q.c[name] for name in (*roll.ROW_COLUMNS, "platform", "opened_at")]
+    moving = []
+    for r in (await conn.execute(select(*cols).where(Q.c.settle_at > c.as_of))).all():
+        row = dict(r._mapping)
+        day = str(row["local_date"])
+        inside = days[0] <= day <= days[-1]
+        if inside:
+            inf, inf_responder = roll.contribution_for(row, variant, starts[day])
+        else:
+            inf, inf_responder = None, None
+        now = None
+        if row["opened_at"] <= c.as_of:
+            chat = f"{row['platform']}:{row['chat_id']}"
+            if chat not in positions:
+                positions[chat] = roll.axis_of(calendar_of(chat)).position(c.as_of)
+            now = _at_as_of(row, plan, positions[chat])
+        resp = row.get("strict_first_response_at" if req.strict else "first_response_at")
+        eligible = row["status"] not in ("dismissed", "withdrawn") and not row["bot_resolved"]
+        moving.append(_Moving(row, inside, inf, inf_responder, eligible and resp is None, now))
+    return dataclasses.replace(plan, rollups=True, moving=tuple(moving))
 
 
-def _owner_key(conn: AsyncConnection) -> Any:
+def _range(req: ReportRequest, *, indexed: bool = True) -> list[Any]:
+    # ``local_date || ''`` keeps the planner on the (selective) settle_at index instead.
+    day = Q.c.local_date if indexed else Q.c.local_date.concat("")
+    return [day >= req.start.isoformat(), day <= req.end.isoformat()]
+
+
+# --- one dimension ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Dim:
+    rollup: str  # sla_rollup.dim
+    by_date: bool = False  # rollup key = local date (daily view)
+    key: Any = None  # SQL key expression (None: one "" row)
+    owners: bool = False  # join each owner (outer: "" for none)
+    answered_only: bool = False  # credit: only questions answered in the view
+    backlog: bool = True
+
+
+@dataclass(slots=True)
+class _Acc:
+    """One key's sums: exact SQL parts as dicts, rollup parts as packed integers."""
+
+    counts: dict[str, float] = field(default_factory=lambda: dict.fromkeys(roll.COUNTERS, 0))
+    obs: dict[float, int] = field(default_factory=lambda: defaultdict(int))
+    cens: dict[float, int] = field(default_factory=lambda: defaultdict(int))
+    res: dict[float, int] = field(default_factory=lambda: defaultdict(int))
+    backlog: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    packed_counts: int = 0
+    packed_frt: int = 0
+    packed_res: int = 0
+    packed_cens: int = 0  # 24 hourly slots per range day, day i shifted by i * 24 fields
+    # Shares of moving questions to take out of the packed sums (kept unpacked: cheap).
+    sub_counts: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    sub_frt: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    sub_res: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    sub_cens: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def _acc(accs: dict[str, _Acc], key: str) -> _Acc:
+    acc = accs.get(key)
+    if acc is None:
+        acc = accs[key] = _Acc()
+    return acc
+
+
+def _owner_source(conn: AsyncConnection) -> Any:
     fn = func.json_array_elements_text if conn.dialect.name == "postgresql" else func.json_each
     return fn(Q.c.owner_ids).table_valued("value").alias("owner")
 
 
-async def _aggregate(
-    conn: AsyncConnection, req: ReportRequest, key: Any, *, extra: Any = None, owners: Any = None
-) -> dict[str, dict[str, Any]]:
-    """Per-key counts over the cohort (key None → one "" row)."""
-    c = _cols(req)
+def _source(conn: AsyncConnection, dim: _Dim, plan: _Plan) -> tuple[Any, Any, list[Any]]:
+    """(FROM clause, key expression, extra WHERE) of a dimension's exact query."""
+    extra: list[Any] = [plan.c.answered] if dim.answered_only else []
+    if dim.owners:
+        owners = _owner_source(conn)
+        return Q.outerjoin(owners, true()), func.coalesce(owners.c.value, ""), extra
+    if dim.key is None:
+        return Q, literal(""), extra
+    # With rollups only the few moving questions are read: a GROUP BY on an indexed column
+    # would tempt the planner into a full index scan instead of the settle_at index.
+    return Q, dim.key.concat("") if plan.rollups else dim.key, extra
+
+
+def _exact_where(plan: _Plan) -> list[Any]:
+    where: list[Any] = [*_range(plan.req, indexed=not plan.rollups), Q.c.opened_at <= plan.c.as_of]
+    if plan.rollups:
+        where.append(Q.c.settle_at > plan.c.as_of)
+    if plan.req.filters.get("group"):
+        where.append(Q.c.chat_id == plan.req.filters["group"])
+    return where
+
+
+async def _exact_counts(
+    conn: AsyncConnection, plan: _Plan, dim: _Dim, accs: dict[str, _Acc]
+) -> None:
+    c = plan.c
     e = c.eligible
-    business = req.basis == "business"
 
     def attained(at: Any, frt: Any) -> ColumnElement[bool]:
         return and_(e, at.isnot(None), at <= c.as_of, frt <= Q.c.frt_target_s + _EPS)
@@ -130,14 +357,9 @@ async def _aggregate(
         return and_(e, or_(and_(at.isnot(None), at <= c.as_of), c.due <= c.as_of))
 
     within48 = and_(e, c.answered, c.resp_at <= Q.c.backlog_due_at)
-    unanswered_known = (
-        and_(c.due <= c.as_of, Q.c.frt_target_s >= THREE_MIN_S)
-        if business
-        else c.age >= THREE_MIN_S
-    )
-    k = (key if key is not None else literal("")).label("k")
+    src, key, extra = _source(conn, dim, plan)
     cols = [
-        k,
+        key.label("k"),
         func.count().label("n_cohort"),
         _n(Q.c.status == "dismissed").label("n_dismissed"),
         _n(Q.c.status == "withdrawn").label("n_withdrawn"),
@@ -155,152 +377,308 @@ async def _aggregate(
         _n(and_(e, Q.c.holding == true(), Q.c.followup_breached == true())).label("fu_num"),
         _n(and_(e, Q.c.holding == true(), Q.c.followup_breached.isnot(None))).label("fu_den"),
         _n(and_(e, c.answered, c.frt <= THREE_MIN_S + _EPS)).label("three_num"),
-        _n(and_(e, or_(c.answered, unanswered_known))).label("three_den"),
+        _n(and_(e, or_(c.answered, c.elapsed >= THREE_MIN_S - _EPS))).label("three_den"),
     ]
-    stmt = select(*cols).select_from(Q)
-    if owners is not None:
-        stmt = stmt.join(owners, true())
-    stmt = stmt.where(*_cohort(req, c))
-    if extra is not None:
-        stmt = stmt.where(extra)
-    if key is not None:
-        stmt = stmt.group_by(key)
-    return {str(r.k): dict(r._mapping) for r in (await conn.execute(stmt)).all()}
+    stmt = select(*cols).select_from(src).where(*_exact_where(plan), *extra).group_by(key)
+    for r in (await conn.execute(stmt)).all():
+        acc = _acc(accs, str(r.k))
+        for name, value in r._mapping.items():
+            if name != "k" and value:
+                acc.counts[name] += float(value) if name == "frt_sum" else int(value)
 
 
-async def _quantiles(
-    conn: AsyncConnection, req: ReportRequest, key: Any, *, extra: Any = None, owners: Any = None
-) -> dict[str, dict[str, str | float | None]]:
-    """Censoring-aware FRT p50/p90 per key (exact PERCENTILE_CONT via window functions)."""
-    c = _cols(req)
-    business = req.basis == "business"
-    lower = Q.c.frt_target_s if business else c.age
-    k = key if key is not None else literal("")
+async def _exact_values(
+    conn: AsyncConnection, plan: _Plan, dim: _Dim, accs: dict[str, _Acc]
+) -> None:
+    """Raw FRTs (censored ones with their lower bound) and resolution times, per key."""
+    c = plan.c
+    src, key, extra = _source(conn, dim, plan)
     pop = and_(c.eligible, or_(c.answered, c.due <= c.as_of))
-
-    async def order_stats(value: Any) -> dict[str, tuple[int, dict[int, float]]]:
-        inner = select(k.label("k"), value.label("v")).select_from(Q)
-        if owners is not None:
-            inner = inner.join(owners, true())
-        inner = inner.where(*_cohort(req, c), pop)
-        if extra is not None:
-            inner = inner.where(extra)
-        sub = inner.subquery()
-        ranked = select(
-            sub.c.k,
-            sub.c.v,
-            func.row_number().over(partition_by=sub.c.k, order_by=sub.c.v).label("rn"),
-            func.count().over(partition_by=sub.c.k).label("n"),
-        ).subquery()
-        picks = []
-        # Integer arithmetic: CAST(x AS INTEGER) rounds on PostgreSQL but truncates on SQLite.
-        for num, den in ((1, 2), (9, 10)):
-            lo = (ranked.c.n - 1) * num // den + 1
-            picks += [ranked.c.rn == lo, ranked.c.rn == lo + 1]
-        stmt = select(ranked.c.k, ranked.c.v, ranked.c.rn, ranked.c.n).where(or_(*picks))
-        out: dict[str, tuple[int, dict[int, float]]] = {}
-        for r in (await conn.execute(stmt)).all():
-            n, vals = out.get(str(r.k), (int(r.n), {}))
-            vals[int(r.rn)] = float(r.v)
-            out[str(r.k)] = (n, vals)
-        return out
-
-    def pct(n: int, vals: dict[int, float], q: float) -> float:
-        h = (n - 1) * q
-        lo = math.floor(h + 1e-9)
-        frac = h - lo
-        a = vals[lo + 1]
-        if frac < 1e-9:
-            return a
-        b = vals[lo + 2]
-        return _INF if b >= _INF else a + frac * (b - a)
-
-    exact = await order_stats(case((c.answered, c.frt), else_=literal(_INF)))
-    result: dict[str, dict[str, str | float | None]] = {}
-    need_bound: list[tuple[str, str, float]] = []
-    for key_value, (n, vals) in exact.items():
-        row: dict[str, str | float | None] = {}
-        for name, q in (("p50", 0.5), ("p90", 0.9)):
-            v = pct(n, vals, q)
-            if v >= _INF:
-                need_bound.append((key_value, name, q))
-                row[f"frt_{name}_s"] = None
-            else:
-                row[f"frt_{name}_s"] = round(v, 3)
-                row[f"frt_{name}"] = format_duration(v, "en")
-        result[key_value] = row
-    if need_bound:
-        bounds = await order_stats(case((c.answered, c.frt), else_=lower))
-        for key_value, name, q in need_bound:
-            n, vals = bounds[key_value]
-            bound = pct(n, vals, q)
-            result[key_value][f"frt_{name}_above_s"] = round(bound, 3)
-            result[key_value][f"frt_{name}"] = "> " + format_duration(math.floor(bound), "en")
-    return result
+    stmt = (
+        select(key.label("k"), case((c.answered, c.frt), else_=None).label("v"), c.elapsed)
+        .select_from(src)
+        .where(*_exact_where(plan), pop, *extra)
+    )
+    for r in (await conn.execute(stmt)).all():
+        acc = _acc(accs, str(r.k))
+        if r.v is not None:
+            acc.obs[float(r.v)] += 1
+        else:
+            acc.cens[max(0.0, float(r[2]))] += 1
+    business = plan.req.basis == "business"
+    res_col = Q.c.resolution_business_s if business else Q.c.resolution_calendar_s
+    rstmt = (
+        select(key.label("k"), res_col.label("v"))
+        .select_from(src)
+        .where(
+            *_exact_where(plan),
+            c.eligible,
+            Q.c.resolved_at <= c.as_of,
+            res_col.isnot(None),
+            *extra,
+        )
+    )
+    for r in (await conn.execute(rstmt)).all():
+        _acc(accs, str(r.k)).res[float(r.v)] += 1
 
 
-async def _backlog(
-    conn: AsyncConnection, req: ReportRequest, key: Any, *, extra: Any = None, owners: Any = None
-) -> dict[str, dict[str, int]]:
-    """Unanswered eligible questions at as_of, whatever their date, by calendar-age band."""
-    c = _cols(req)
-    k = (key if key is not None else literal("")).label("k")
-    cols: list[Any] = [k]
+async def _rollup_part(
+    conn: AsyncConnection, plan: _Plan, dim: _Dim, accs: dict[str, _Acc]
+) -> None:
+    index = {d: i for i, d in enumerate(plan.range_days)}
+    for day, key, (counts, frt, res, cens) in await roll.read(
+        conn, variant=plan.variant, dim=dim.rollup, days=plan.range_days
+    ):
+        acc = accs.get(day if dim.by_date else key)
+        if acc is None:
+            acc = accs[day if dim.by_date else key] = _Acc()
+        acc.packed_counts += counts
+        acc.packed_frt += frt
+        acc.packed_res += res
+        if cens:
+            acc.packed_cens += cens << (32 * roll.HOURS * index[day])
+    for m in plan.moving:
+        day = str(m.row["local_date"])
+        if m.inf is not None:
+            sub, frt, res, cens = m.inf
+            for key in roll.dim_keys(m.row, dim.rollup, m.inf_responder):
+                acc = _acc(accs, day if dim.by_date else key)
+                for name, value in sub.items():
+                    acc.sub_counts[name] += value
+                if frt >= 0:
+                    acc.sub_frt[frt] += 1
+                if res >= 0:
+                    acc.sub_res[res] += 1
+                if cens >= 0:
+                    acc.sub_cens[roll.HOURS * index[day] + cens] += 1
+        now = m.now
+        if now is None or not m.in_range:
+            continue
+        if dim.answered_only and now.responder is None:
+            continue
+        for key in roll.dim_keys(m.row, dim.rollup, now.responder):
+            acc = _acc(accs, day if dim.by_date else key)
+            for name, value in now.counts.items():
+                acc.counts[name] += value
+            if now.frt is not None:
+                acc.obs[now.frt] += 1
+            if now.lower_bound is not None:
+                acc.cens[now.lower_bound] += 1
+            if now.res is not None:
+                acc.res[now.res] += 1
+
+
+def _censored_bounds(plan: _Plan) -> list[float]:
+    """Lower bound at as_of of a censored question by (range day, opened hour) slot."""
+    business = plan.req.basis == "business"
+    now_pos = plan.bpos_base if business else plan.as_of_epoch
+    out = []
+    for day in plan.range_days:
+        start = plan.day_starts[day][1 if business else 0]
+        # The end of the opened hour: the bound never exceeds the exact one.
+        out += [max(0.0, now_pos - start - (h + 1) * 3600.0) for h in range(roll.HOURS)]
+    return out
+
+
+async def _backlog(conn: AsyncConnection, plan: _Plan, dim: _Dim, accs: dict[str, _Acc]) -> None:
+    """Unanswered eligible questions at as_of, whatever their date, by calendar-age band.
+
+    With rollups: questions settled by as_of and unanswered are all older than 48 h (the
+    rollups' ``unanswered`` minus the unsettled ones'); unsettled ones are banded exactly.
+    """
+    c = plan.c
+    keep = set(plan.range_days) if dim.by_date else None
+    src, key, _ = _source(conn, dim, plan)
+
+    def add(k: str, label: str, n: int) -> None:
+        if n and (keep is None or k in keep):
+            _acc(accs, k).backlog[label] += n
+
+    if plan.rollups:
+        for k, n in (
+            await roll.unanswered(conn, variant=plan.variant, dim=dim.rollup, by_date=dim.by_date)
+        ).items():
+            add(k, _OLDEST_BAND, n)
+        for m in plan.moving:
+            day = str(m.row["local_date"])
+            for k in roll.dim_keys(m.row, dim.rollup, None):
+                key_k = day if dim.by_date else k
+                if m.inf_unanswered:
+                    add(key_k, _OLDEST_BAND, -1)
+                if m.now is not None and m.now.band is not None:
+                    add(key_k, m.now.band, 1)
+        return
+    cols: list[Any] = [key.label("k")]
     lower = 0.0
     for label, upper in BACKLOG_BANDS:
         cond = c.age >= lower if math.isinf(upper) else and_(c.age >= lower, c.age < upper)
         cols.append(_n(cond).label(label))
         lower = upper
-    stmt = select(*cols).select_from(Q)
-    if owners is not None:
-        stmt = stmt.join(owners, true())
-    stmt = stmt.where(
-        c.eligible,
-        Q.c.opened_at <= c.as_of,
-        or_(c.resp_at.is_(None), c.resp_at > c.as_of),
+    stmt = (
+        select(*cols)
+        .select_from(src)
+        .where(
+            c.eligible,
+            Q.c.opened_at <= c.as_of,
+            or_(c.resp_at.is_(None), c.resp_at > c.as_of),
+        )
+        .group_by(key)
     )
-    if req.filters.get("group"):
-        stmt = stmt.where(Q.c.chat_id == req.filters["group"])
-    if extra is not None:
-        stmt = stmt.where(extra)
-    if key is not None:
-        stmt = stmt.group_by(key)
-    out: dict[str, dict[str, int]] = {}
+    if plan.req.filters.get("group"):
+        stmt = stmt.where(Q.c.chat_id == plan.req.filters["group"])
     for r in (await conn.execute(stmt)).all():
-        bands = {label: int(r._mapping[label] or 0) for label, _ in BACKLOG_BANDS}
-        out[str(r.k)] = bands
-    return out
+        for label, _ in BACKLOG_BANDS:
+            add(str(r.k), label, int(r._mapping[label] or 0))
+
+
+async def _keyed(conn: AsyncConnection, plan: _Plan, dim: _Dim) -> dict[str, dict[str, Any]]:
+    accs: dict[str, _Acc] = {}
+    if plan.rollups:
+        await _rollup_part(conn, plan, dim, accs)
+    else:
+        await _exact_counts(conn, plan, dim, accs)
+        await _exact_values(conn, plan, dim, accs)
+    if dim.backlog:
+        await _backlog(conn, plan, dim, accs)
+    bounds = _censored_bounds(plan) if plan.rollups else []
+    out = {k: _metrics(acc, bounds) for k, acc in accs.items()}
+    # Keys whose rollup share was all taken out (e.g. opened after as_of) have nothing left.
+    return {k: m for k, m in out.items() if m["questions"] or m["backlog_now"]}
+
+
+# --- percentiles over weighted values -------------------------------------------------------
+
+
+def _position(n: int, q: float) -> tuple[int, float]:
+    h = (n - 1) * q
+    lo = math.floor(h)
+    frac = h - lo
+    if frac < 1e-9:
+        frac = 0.0
+    elif frac > 1 - 1e-9:
+        lo, frac = lo + 1, 0.0
+    return lo, frac
+
+
+class _Sorted:
+    """A multiset of sorted values with counts, with k-th order statistics."""
+
+    def __init__(self, values: list[float], counts: list[int]) -> None:
+        self.values = values
+        self.cum = list(itertools.accumulate(counts))
+        self.n = self.cum[-1] if self.cum else 0
+
+    @classmethod
+    def of(cls, data: Mapping[float, int]) -> _Sorted:
+        values = sorted(data)
+        return cls(values, [data[v] for v in values])
+
+    def kth(self, k: int) -> float:
+        return self.values[bisect.bisect_right(self.cum, k)]
+
+    def pct(self, q: float) -> float | None:
+        if not self.n:
+            return None
+        lo, frac = _position(self.n, q)
+        a = self.kth(lo)
+        return a if not frac else a + frac * (self.kth(lo + 1) - a)
+
+
+def _quantile(
+    observed: _Sorted, n_cens: int, with_bounds: Callable[[], _Sorted], q: float
+) -> tuple[float | None, bool]:
+    """(value, censored); when censored the value is the lower bound (sop.metrics semantics)."""
+    n = observed.n + n_cens
+    if n == 0:
+        return None, False
+    lo, frac = _position(n, q)
+    hi = lo + 1 if frac else lo
+    if hi < observed.n:
+        a = observed.kth(lo)
+        return (a if not frac else a + frac * (observed.kth(hi) - a)), False
+    return with_bounds().pct(q), True
+
+
+def _bucketed(packed: int, raw: Mapping[float, int], sub: Mapping[int, int]) -> list[int]:
+    """Histogram counts per bucket: the rollup's minus ``sub``, plus raw values bucketed."""
+    counts = roll.unpack32(packed)
+    counts += [0] * (roll.N_BUCKETS - len(counts))
+    for i, n in sub.items():
+        counts[i] -= n
+    for v, n in raw.items():
+        counts[roll.frt_bucket(v)] += n
+    return counts
+
+
+def _values(packed: int, raw: Mapping[float, int], sub: Mapping[int, int]) -> _Sorted:
+    """Exact values when no rollup contributes, else everything to the bucket."""
+    if not packed:
+        return _Sorted.of(raw)
+    return _Sorted(list(roll.FLOORS), _bucketed(packed, raw, sub))
 
 
 def _rate(num: Any, den: Any) -> float | None:
     return round(int(num) / int(den), 4) if den else None
 
 
-def _metrics(agg: dict[str, Any], q: dict[str, Any], backlog: dict[str, int]) -> dict[str, Any]:
-    answered = int(agg["n_answered"] or 0)
-    return {
-        "questions": int(agg["n_cohort"] or 0),
-        "eligible": int(agg["n_eligible"] or 0),
-        "dismissed": int(agg["n_dismissed"] or 0),
-        "withdrawn": int(agg["n_withdrawn"] or 0),
+def _metrics(acc: _Acc, bounds: list[float] | None = None) -> dict[str, Any]:
+    k = dict(acc.counts)
+    rolled = roll.unpack_counts(acc.packed_counts) if acc.packed_counts else {}
+    for name, amount in acc.sub_counts.items():
+        rolled[name] -= amount
+    for name, amount in rolled.items():
+        k[name] += amount
+    observed = _values(acc.packed_frt, acc.obs, acc.sub_frt)
+    n_cens = sum(acc.cens.values()) + int(rolled.get("n_overdue", 0))
+    answered = int(k["n_answered"])
+
+    def with_bounds() -> _Sorted:
+        if not acc.packed_frt and not acc.packed_cens:
+            merged = dict(acc.obs)
+            for v, n in acc.cens.items():
+                merged[v] = merged.get(v, 0) + n
+            return _Sorted.of(merged)
+        counts = _bucketed(acc.packed_frt, acc.obs, acc.sub_frt)
+        for v, n in acc.cens.items():
+            counts[roll.frt_bucket(v)] += n
+        slots = roll.unpack32(acc.packed_cens)
+        for i, n in acc.sub_cens.items():
+            slots[i] -= n
+        for i in itertools.compress(range(len(slots)), slots):
+            counts[roll.frt_bucket((bounds or [])[i])] += slots[i]
+        return _Sorted(list(roll.FLOORS), counts)
+
+    out: dict[str, Any] = {
+        "questions": int(k["n_cohort"]),
+        "eligible": int(k["n_eligible"]),
+        "dismissed": int(k["n_dismissed"]),
+        "withdrawn": int(k["n_withdrawn"]),
         "answered": answered,
-        "overdue_unanswered": int(agg["n_overdue"] or 0),
-        "frt_p50_s": q.get("frt_p50_s"),
-        "frt_p50": q.get("frt_p50", "—"),
-        "frt_p90_s": q.get("frt_p90_s"),
-        "frt_p90": q.get("frt_p90", "—"),
-        "frt_avg_s": round(float(agg["frt_sum"] or 0) / answered, 3) if answered else None,
-        "attainment_strict": _rate(agg["att_s_num"], agg["att_s_den"]),
-        "attainment_lenient": _rate(agg["att_l_num"], agg["att_l_den"]),
-        "answer_rate_48h": _rate(agg["a48_num"], agg["a48_den"]),
-        "backlog_rate_48h": _rate(
-            int(agg["a48_den"] or 0) - int(agg["a48_num"] or 0), agg["a48_den"]
-        ),
-        "backlog_now": sum(backlog.values()),
-        "resolution_rate": _rate(agg["resolved"], agg["n_eligible"]),
-        "followup_breach_rate": _rate(agg["fu_num"], agg["fu_den"]),
-        "three_min_rate": _rate(agg["three_num"], agg["three_den"]),
+        "overdue_unanswered": int(k["n_overdue"]),
+        "frt_avg_s": round(float(k["frt_sum"]) / answered, 3) if answered else None,
+        "attainment_strict": _rate(k["att_s_num"], k["att_s_den"]),
+        "attainment_lenient": _rate(k["att_l_num"], k["att_l_den"]),
+        "answer_rate_48h": _rate(k["a48_num"], k["a48_den"]),
+        "backlog_rate_48h": _rate(int(k["a48_den"]) - int(k["a48_num"]), k["a48_den"]),
+        "backlog_now": sum(acc.backlog.values()),
+        "resolution_rate": _rate(k["resolved"], k["n_eligible"]),
+        "followup_breach_rate": _rate(k["fu_num"], k["fu_den"]),
+        "three_min_rate": _rate(k["three_num"], k["three_den"]),
     }
+    for name, q in (("p50", 0.5), ("p90", 0.9)):
+        value, censored = _quantile(observed, n_cens, with_bounds, q)
+        out[f"frt_{name}_s"] = None if censored or value is None else round(value, 3)
+        if value is None:
+            out[f"frt_{name}"] = "—"
+        elif censored:
+            out[f"frt_{name}_above_s"] = round(value, 3)
+            out[f"frt_{name}"] = "> " + format_duration(math.floor(value), "en")
+        else:
+            out[f"frt_{name}"] = format_duration(value, "en")
+    res = _values(acc.packed_res, acc.res, acc.sub_res).pct(0.5)
+    out["resolution_p50_s"] = None if res is None else round(res, 3)
+    out["resolution_p50"] = "—" if res is None else format_duration(res, "en")
+    return out
 
 
 METRIC_COLUMNS = (
@@ -319,6 +697,8 @@ METRIC_COLUMNS = (
     "backlog_rate_48h",
     "backlog_now",
     "resolution_rate",
+    "resolution_p50",
+    "resolution_p50_s",
     "followup_breach_rate",
     "three_min_rate",
     "dismissed",
@@ -344,49 +724,38 @@ OPERATOR_COLUMNS = (
 )
 
 
-async def _keyed(
-    conn: AsyncConnection, req: ReportRequest, key: Any, **kw: Any
-) -> dict[str, dict[str, Any]]:
-    agg = await _aggregate(conn, req, key, **kw)
-    qs = await _quantiles(conn, req, key, **kw)
-    bl = await _backlog(conn, req, key, **kw)
-    return {k: _metrics(agg.get(k, _EMPTY), qs.get(k, {}), bl.get(k, {})) for k in {*agg, *bl}}
-
-
-_EMPTY: dict[str, Any] = dict.fromkeys(
-    [
-        "n_cohort",
-        "n_dismissed",
-        "n_withdrawn",
-        "n_eligible",
-        "n_answered",
-        "n_overdue",
-        "frt_sum",
-        "att_s_num",
-        "att_s_den",
-        "att_l_num",
-        "att_l_den",
-        "a48_num",
-        "a48_den",
-        "resolved",
-        "fu_num",
-        "fu_den",
-        "three_num",
-        "three_den",
-    ],
-    0,
-)
-
-
-def _notes(req: ReportRequest) -> tuple[str, ...]:
+def _notes(plan: _Plan) -> tuple[str, ...]:
+    req = plan.req
     view = "strict (links with confidence >= 0.8)" if req.strict else "lenient (every link)"
-    return (
+    if plan.rollups:
+        source = (
+            f"per-day rollups, with {len(plan.moving)} question(s) still moving at as_of "
+            "recomputed exactly"
+        )
+    else:
+        source = "every question aggregated exactly in SQL"
+    notes = [
         f"{req.start.isoformat()}..{req.end.isoformat()} (local dates), as of "
         f"{req.as_of.isoformat()}, {req.basis} time, {view}",
-        "FRT percentiles: PERCENTILE_CONT (linear interpolation); unanswered overdue questions "
-        "count as +inf, shown as '> lower bound'",
-        "48 h answer/backlog rates over mature questions only; backlog_now = unanswered at as_of",
-    )
+        f"sources: {source}",
+        "FRT / resolution percentiles: PERCENTILE_CONT (linear interpolation); exact from SQL, "
+        "to the bucket from rollups (1 s < 10 min, 10 s < 1 h, 1 min < 48 h); overdue "
+        "unanswered questions count as +inf, shown as '> lower bound'",
+        "48 h answer/backlog rates over mature questions only; backlog_now = unanswered at "
+        "as_of, any date; operator '' = groups without owners (team queue)",
+    ]
+    if req.basis == "business":
+        notes.append(
+            "business-time lower bounds and 3-minute marks of unanswered questions use each "
+            "group's calendar in SQL; from rollups, censored bounds use the tenant calendar"
+        )
+    return tuple(notes)
+
+
+_SUMMARY = _Dim("day")
+_DAILY = _Dim("day", by_date=True, key=Q.c.local_date)
+_GROUPS = _Dim("group", key=Q.c.chat_id)
+_OWNERS = _Dim("owner", owners=True)
 
 
 async def build(db: AsyncEngine, cfg: AppConfig, req: ReportRequest) -> list[ReportTable]:
@@ -395,41 +764,41 @@ async def build(db: AsyncEngine, cfg: AppConfig, req: ReportRequest) -> list[Rep
     unknown = [v for v in views if v not in ALL_VIEWS]
     if unknown:
         raise ValueError(f"unknown sla view {unknown[0]!r} (one of {', '.join(ALL_VIEWS)})")
-    notes = _notes(req)
     tables: list[ReportTable] = []
     operator = req.filters.get("operator") or None
     async with db.connect() as conn:
+        plan = await _plan(conn, cfg, req)
+        notes = _notes(plan)
         for view in views:
             if view == "summary":
-                row = (await _keyed(conn, req, None)).get("", _metrics(_EMPTY, {}, {}))
+                row = (await _keyed(conn, plan, _SUMMARY)).get("") or _metrics(_Acc())
                 tables.append(ReportTable("SLA summary", METRIC_COLUMNS, (row,), notes))
             elif view == "groups":
-                data = await _keyed(conn, req, Q.c.chat_id)
+                data = await _keyed(conn, plan, _GROUPS)
                 rows = tuple({"group": g, **m} for g, m in sorted(data.items()))
                 tables.append(
                     ReportTable("SLA per group", ("group", *METRIC_COLUMNS), rows, notes)
                 )
             elif view == "daily":
-                data = await _keyed(conn, req, Q.c.local_date)
+                data = await _keyed(conn, plan, _DAILY)
                 rows = tuple({"date": d, **m} for d, m in sorted(data.items()))
                 tables.append(ReportTable("SLA per day", ("date", *METRIC_COLUMNS), rows, notes))
             else:
-                rows = await _operators(conn, req, operator)
+                rows = await _operators(conn, plan, operator)
                 tables.append(ReportTable("SLA per operator", OPERATOR_COLUMNS, rows, notes))
     return tables
 
 
 async def _operators(
-    conn: AsyncConnection, req: ReportRequest, only: str | None
+    conn: AsyncConnection, plan: _Plan, only: str | None
 ) -> tuple[dict[str, Any], ...]:
-    c = _cols(req)
-    credit = await _keyed(conn, req, c.responder, extra=c.answered)
-    owners = _owner_key(conn)
-    owned = await _keyed(conn, req, owners.c.value, owners=owners)
+    credit_dim = _Dim("credit", key=plan.c.responder, answered_only=True, backlog=False)
+    credit = await _keyed(conn, plan, credit_dim)
+    owned = await _keyed(conn, plan, _OWNERS)
     total = sum(m["answered"] for m in credit.values())
     rows = []
-    for op in sorted({*credit, *owned} - {""}):
-        if only and op != only:
+    for op in sorted({*credit, *owned}):
+        if only is not None and op != only:
             continue
         cr, ow = credit.get(op, {}), owned.get(op, {})
         rows.append(
@@ -443,7 +812,7 @@ async def _operators(
                 "credit_frt_p90_s": cr.get("frt_p90_s"),
                 "credit_three_min_rate": cr.get("three_min_rate"),
                 "credit_attainment": cr.get(
-                    "attainment_strict" if req.strict else "attainment_lenient"
+                    "attainment_strict" if plan.req.strict else "attainment_lenient"
                 ),
                 "credit_followup_breach_rate": cr.get("followup_breach_rate"),
                 "owned_questions": ow.get("questions", 0),

@@ -11,6 +11,8 @@ set -euo pipefail
 
 readonly CHROMIUM=/usr/bin/chromium
 readonly CHROMEDRIVER=/usr/bin/chromedriver
+# A small CJK font, so screenshots of the zh-CN UI show characters instead of empty boxes.
+readonly CJK_FONT=/usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 
 # stdout belongs to the path alone.
 exec 3>&1 1>&2
@@ -20,7 +22,7 @@ die() {
     exit 1
 }
 
-if [[ ! -x $CHROMIUM || ! -x $CHROMEDRIVER ]]; then
+if [[ ! -x $CHROMIUM || ! -x $CHROMEDRIVER || ! -f $CJK_FONT ]]; then
     [[ $(id -u) -eq 0 ]] ||
         die "chromium missing and not root: apt-get install chromium chromium-driver"
     echo "ensure-chromium: installing Debian's chromium and chromium-driver"
@@ -30,8 +32,8 @@ if [[ ! -x $CHROMIUM || ! -x $CHROMEDRIVER ]]; then
     flock -w 900 8 || die "timed out waiting for /var/lock/sopbot-apt.lock"
     apt-get -q update || die "apt-get update failed"
     DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=600 install -y \
-        --no-install-recommends chromium chromium-driver ||
-        die "apt-get install chromium chromium-driver failed"
+        --no-install-recommends chromium chromium-driver fonts-wqy-microhei ||
+        die "apt-get install chromium chromium-driver fonts-wqy-microhei failed"
     [[ -x $CHROMIUM ]] || die "$CHROMIUM still missing after install"
 fi
 echo "$CHROMIUM" >&3

@@ -24,8 +24,12 @@ def is_sqlite(url: str) -> bool:
 
 
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """Create the async engine; SQLite gets WAL and a busy timeout so readers never block."""
-    kwargs: dict[str, Any] = {"echo": echo}
+    """Create the async engine; SQLite gets WAL and a busy timeout so readers never block.
+
+    ``hide_parameters``: a database error's text then never quotes the row it failed on, so
+    customer text cannot reach the logs through a logged exception.
+    """
+    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if is_sqlite(url):
         if url.startswith("sqlite+aiosqlite:///") and ":memory:" not in url:
             Path(url.removeprefix("sqlite+aiosqlite:///")).parent.mkdir(

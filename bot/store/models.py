@@ -17,6 +17,7 @@ from sqlalchemy import (
     Dialect,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -125,7 +126,6 @@ class Message(SQLModel, table=True):
             "platform", "account_id", "chat_type", "chat_id", "message_id", name="uq_message_key"
         ),
         Index("ix_message_chat_time", "platform", "chat_id", "sent_at"),
-        Index("ix_message_sender_time", "sender_id", "sent_at"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(_BIGPK, primary_key=True))
@@ -166,6 +166,7 @@ class Question(SQLModel, table=True):
         Index("ix_question_chat_status", "platform", "chat_id", "status"),
         Index("ix_question_status", "status"),
         Index("ix_question_responder", "first_responder_id", "opened_at"),
+        Index("ix_question_settle", "settle_at"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(_BIGPK, primary_key=True))
@@ -179,6 +180,11 @@ class Question(SQLModel, table=True):
     snippet: str = Field(default="", max_length=255)
     opened_at: datetime = _ts()
     opened_epoch: float = 0.0  # opened_at as UNIX seconds: portable elapsed-time arithmetic in SQL
+    # opened_at on the business-time axis of the group's calendar (bot/store/sla_rollup.py):
+    # business elapsed to t = position(t) - opened_bepoch, computable in SQL.
+    opened_bepoch: float = 0.0
+    # From this instant on, the row's metrics no longer depend on as_of (bot/store/sla_rollup.py).
+    settle_at: datetime | None = _ts(nullable=True)
     local_date: str = Field(default="", max_length=10)  # opened_at's date in the tenant zone
     last_customer_msg_at: datetime = _ts()
     status: str = Field(default="open", max_length=16)
@@ -260,6 +266,45 @@ class SlaEvent(SQLModel, table=True):
     at: datetime = _ts()
     actor: str = Field(default="", max_length=64)
     meta: dict[str, Any] | None = _json()
+
+
+class SlaRollup(SQLModel, table=True):
+    """Per local day × dimension × key × variant SLA sums (bot/store/sla_rollup.py).
+
+    ``dim``: day (key ""), group (chat id), credit (first responder in the variant's view),
+    owner (owner frozen at open, "" = team queue). ``variant``: "<basis>/<strict|lenient>".
+    The blobs are packed little-endian integers (fixed-width fields, summed as Python ints):
+    ``counts`` the counters, ``frt`` / ``res`` the FRT and resolution histograms, ``cens`` the
+    censored questions by opened hour. ``unanswered`` repeats one counter for SQL sums.
+    """
+
+    __tablename__ = "sla_rollup"
+    __table_args__ = (
+        UniqueConstraint("local_date", "dim", "key", "variant", name="uq_sla_rollup_key"),
+        Index("ix_sla_rollup_read", "variant", "dim", "local_date"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(_BIGPK, primary_key=True))
+    local_date: str = Field(max_length=10)
+    dim: str = Field(max_length=8)
+    key: str = Field(default="", max_length=128)
+    variant: str = Field(max_length=20)
+    unanswered: int = 0
+    counts: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
+    frt: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
+    res: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
+    cens: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
+
+
+class SlaRollupDay(SQLModel, table=True):
+    """One row per local day with questions: its question count and latest ``settle_at``."""
+
+    __tablename__ = "sla_rollup_day"
+
+    local_date: str = Field(primary_key=True, max_length=10)
+    settled_at: datetime = _ts()
+    questions: int = 0
+    rebuilt_at: datetime | None = _ts(nullable=True)
 
 
 class TaskInstance(SQLModel, table=True):

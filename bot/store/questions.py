@@ -21,10 +21,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.store import sla_rollup
 from bot.store.models import Question as QuestionRow
 from bot.store.models import Response as ResponseRow
 from bot.store.models import SlaEvent
@@ -105,7 +106,7 @@ def question_row(q: Question, ctx: RowContext) -> dict[str, Any]:
         breached: bool | None = None  # timer still pending
     else:
         breached = q.followup_breached if q.holding else None
-    return {
+    row: dict[str, Any] = {
         "public_id": q.id,
         "platform": platform,
         "account_id": ctx.account_id,
@@ -116,6 +117,7 @@ def question_row(q: Question, ctx: RowContext) -> dict[str, Any]:
         "snippet": q.snippet[:255],
         "opened_at": q.opened_at,
         "opened_epoch": q.opened_at.timestamp(),
+        "opened_bepoch": sla_rollup.axis_of(cal).position(q.opened_at),
         "local_date": q.opened_at.astimezone(ctx.tz).date().isoformat(),
         "last_customer_msg_at": q.last_customer_msg_at,
         "status": q.status.value,
@@ -167,6 +169,8 @@ def question_row(q: Question, ctx: RowContext) -> dict[str, Any]:
         "withdrawn_at": q.withdrawn_at,
         "updated_at": ctx.now,
     }
+    row["settle_at"] = sla_rollup.settle_time(row, cal)
+    return row
 
 
 async def upsert_question(conn: AsyncConnection, q: Question, ctx: RowContext) -> int:
@@ -218,9 +222,23 @@ def _effect_at(effect: Effect, now: datetime) -> datetime:
     return at if isinstance(at, datetime) else now
 
 
+async def _row_by_public_id(conn: AsyncConnection, public_id: str) -> dict[str, Any] | None:
+    stmt = select(Q).where(Q.c.public_id == public_id)
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    row = (await conn.execute(stmt)).first()
+    return dict(row._mapping) if row is not None else None
+
+
 async def save_effects(conn: AsyncConnection, effects: Sequence[Effect], ctx: RowContext) -> int:
-    """Persist engine effects in order; returns how many were written."""
+    """Persist engine effects in order; returns how many were written.
+
+    The per-day SLA rollups move in the same transaction (old row out, new row in).
+    """
+    before: dict[str, dict[str, Any] | None] = {}
     for effect in effects:
+        if effect.question.id not in before:
+            before[effect.question.id] = await _row_by_public_id(conn, effect.question.id)
         qid = await upsert_question(conn, effect.question, ctx)
         kind, actor, meta = _event_meta(effect)
         await conn.execute(
@@ -258,6 +276,12 @@ async def save_effects(conn: AsyncConnection, effects: Sequence[Effect], ctx: Ro
                 .where(R.c.revoked_at.is_(None))
                 .values(revoked_at=effect.at)
             )
+    changes = []
+    for public_id, old in before.items():
+        new = await _row_by_public_id(conn, public_id)
+        if new is not None:
+            changes.append((old, new))
+    await sla_rollup.apply_changes(conn, changes, calendar_of=ctx.calendar_of, tz=ctx.tz)
     return len(effects)
 
 
@@ -450,31 +474,13 @@ async def list_questions(
         stmt = stmt.where(Q.c.chat_id == group)
     if status:
         stmt = stmt.where(Q.c.status.in_(status.split(",")))
-    stmt = stmt.order_by(Q.c.opened_at, Q.c.id)
-    out: list[dict[str, Any]] = []
-    skipped = 0
-    # Owners live in a JSON list: filter by operator in Python, streaming in pages.
-    page = 5000
-    cursor = 0
-    while len(out) < limit:
-        rows = (await conn.execute(stmt.limit(page).offset(cursor))).all()
-        cursor += len(rows)
-        for row in rows:
-            if (
-                operator
-                and operator != row.first_responder_id
-                and operator not in (row.owner_ids or ())
-            ):
-                continue
-            if skipped < offset:
-                skipped += 1
-                continue
-            out.append(_public(row))
-            if len(out) >= limit:
-                break
-        if len(rows) < page:
-            break
-    return out
+    if operator:
+        fn = func.json_array_elements_text if conn.dialect.name == "postgresql" else func.json_each
+        owners = fn(Q.c.owner_ids).table_valued("value").alias("owner")
+        owned = select(literal(1)).select_from(owners).where(owners.c.value == operator)
+        stmt = stmt.where(or_(Q.c.first_responder_id == operator, owned.exists()))
+    stmt = stmt.order_by(Q.c.opened_at, Q.c.id).limit(limit).offset(offset)
+    return [_public(row) for row in (await conn.execute(stmt)).all()]
 
 
 async def get_question(conn: AsyncConnection, public_id: str) -> dict[str, Any] | None:

@@ -21,6 +21,7 @@ from bot.keys import METRICS, SESSIONS
 from bot.store.models import AccountState, Message
 from tests.conftest import make_config
 from tests.fakes.onebot import FakeOneBot, counter, segs, wait_until
+from tests.handlers.test_dashboard_support import PASSWORD, USERS, csrf_of
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +54,11 @@ async def bot(
 ) -> Bot:
     # db_url before aiohttp_server: the app (and its intake flush) must stop before the
     # database is dropped at teardown.
-    cfg = make_config(tmp_path, bot={"data_dir": str(tmp_path), "database_url": db_url})
+    cfg = make_config(
+        tmp_path,
+        bot={"data_dir": str(tmp_path), "database_url": db_url},
+        web={"port": 0, "api_token": API_TOKEN, "users": USERS, "session_secret": "s" * 32},
+    )
     app = create_app(cfg, clock=ManualClock(NOW))
     server = await aiohttp_server(app)
     return Bot(app, server)
@@ -170,20 +175,29 @@ async def test_staff_private_command_answered_privately(bot: Bot, fake: FakeOneB
 
 
 async def test_status_page_escapes_customer_text(bot: Bot, fake: FakeOneBot) -> None:
-    """Customer text is shown as text: a <script> tag is escaped, not executed."""
+    """The admin status page shows customer text as text: a <script> tag is escaped."""
     await fake.connect_reverse(bot.url(WS_PATH))
     await fake.push(fake.group_message("<script>alert(1)</script>", message_id=21))
     for _ in range(300):
         if await bot.messages():
             break
         await fake_pause()
-    async with aiohttp.ClientSession() as http, http.get(bot.url("/")) as r:
-        html = await r.text()
-    assert r.status == 200
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert "<script>alert(1)" not in html
-    async with aiohttp.ClientSession() as http, http.get(bot.url("/?lang=en")) as r:
-        assert "Latest messages" in await r.text()
+    # unsafe=True: the cookie jar must accept the session cookie from 127.0.0.1.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(bot.url("/status"), allow_redirects=False) as r:
+            assert r.status in (302, 303)  # behind the login: customer text is not public
+        async with http.get(bot.url("/login")) as r:
+            token = csrf_of(await r.text())
+        form = {"username": "admin", "password": PASSWORD, "csrf": token, "next": "/status"}
+        async with http.post(bot.url("/login"), data=form) as r:
+            assert r.status == 200
+        async with http.get(bot.url("/status")) as r:
+            html = await r.text()
+        assert r.status == 200
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+        assert "<script>alert(1)" not in html
+        async with http.get(bot.url("/status?lang=en")) as r:
+            assert "Latest messages" in await r.text()
 
 
 async def test_api_requires_bearer_token(bot: Bot) -> None:

@@ -22,7 +22,7 @@ from bot.config import AppConfig
 from bot.gateway.onebot import WS_PATH
 from bot.keys import DISPATCHER, ENGINE, INTAKE
 from bot.reports import ReportRequest, render
-from bot.store.models import Outbox
+from bot.store.models import Outbox, SlaEvent
 from bot.store.models import Question as QuestionRow
 from handlers import reports_sla
 from tests.conftest import make_config
@@ -251,3 +251,111 @@ async def test_commands_answer_privately(bot: Bot) -> None:
     await wait_until(lambda: len(bot.inbox(SUP)) == 1)
     assert bot.inbox(SUP)[0].startswith("SLA 汇总 2026-03-10：问题 1")
     assert reports_sla.ALL_VIEWS == ("summary", "operators", "groups", "daily")
+
+
+async def _questions(bot: Bot, day: str = "2026-03-10") -> dict[str, dict[str, Any]]:
+    body = await bot.get("/api/v1/questions", **{"from": day, "to": day})
+    return {q["asker_id"]: q for q in body["questions"]}
+
+
+async def test_mention_and_proximity_link_two_open_questions(bot: Bot) -> None:
+    """With two open questions, "@asker" links by mention; the next plain reply by proximity."""
+    f = bot.fake
+    await bot.clock.set(at(10, 0))
+    await bot.push(gm(f, "请问有优惠吗？", CUSTOMER, 601, at(10, 0)))
+    await bot.push(gm(f, "怎么开发票？", OTHER, 602, at(10, 1)))
+    mention = segs(("at", {"qq": str(OTHER)}), ("text", {"text": " 在订单页申请"}))
+    await bot.push(
+        f.group_message(user_id=LI, message_id=603, segments=mention, time=ts(at(10, 2)))
+    )
+    qs = await _questions(bot)
+    assert (qs[str(OTHER)]["link_method"], qs[str(OTHER)]["status"]) == ("mention", "answered")
+    assert qs[str(CUSTOMER)]["status"] == "open"
+    await bot.push(gm(f, "本周有满减", LI, 604, at(10, 3)))
+    qs = await _questions(bot)
+    assert (qs[str(CUSTOMER)]["link_method"], qs[str(CUSTOMER)]["frt_calendar_s"]) == (
+        "proximity_single",
+        180.0,
+    )
+
+
+async def test_holding_reply_then_followup_breach_at_16_minutes(bot: Bot) -> None:
+    """稍等 answers (FRT 1 min) but starts the follow-up timer; silence breaches it at 10:16."""
+    f = bot.fake
+    await bot.clock.set(at(10, 0))
+    await bot.push(gm(f, "快递到哪了？", CUSTOMER, 701, at(10, 0)))
+    reply = segs(("reply", {"id": "701"}), ("text", {"text": "稍等，我查一下"}))
+    await bot.push(f.group_message(user_id=LI, message_id=702, segments=reply, time=ts(at(10, 1))))
+    await bot.settle(at(10, 15, 59))
+    assert not any("跟进" in m for m in bot.inbox(LI))
+    await bot.settle(at(10, 16))
+    assert any("跟进超时" in m for m in bot.inbox(LI))
+    async with bot.app[ENGINE].connect() as conn:
+        row = (await conn.execute(select(QuestionRow.__table__))).one()  # type: ignore[attr-defined]
+    assert (row.holding, row.followup_breached, row.frt_business_s) == (True, True, 60.0)
+    daily = await bot.get(
+        "/api/v1/sla/summary", **{"from": "2026-03-10", "as_of": at(10, 30).isoformat()}
+    )
+    assert daily["rows"][0]["followup_breach_rate"] == 1.0
+
+
+async def test_off_hours_question_on_a_makeup_workday(tmp_path: Path, aiohttp_client: Any) -> None:
+    """Sat 2026-02-28 is a 调休 workday: an 08:30 question's business clock starts at 09:00."""
+    makeup = date(2026, 2, 28)
+    b = await start(tmp_path, aiohttp_client, at(8, 29, d=makeup))
+    try:
+        f = b.fake
+        await b.push(gm(f, "今天上班吗？", CUSTOMER, 801, at(8, 30, d=makeup)))
+        await b.clock.set(at(9, 3, d=makeup))
+        await b.push(gm(f, "上班的", LI, 802, at(9, 3, d=makeup)))
+        [q] = (await _questions(b, "2026-02-28")).values()
+        assert (q["frt_business_s"], q["frt_calendar_s"]) == (180.0, 1980.0)
+        assert q["frt_due_at"].startswith("2026-02-28T01:05:00")  # 09:05 local
+        summary = await b.get(
+            "/api/v1/sla/summary",
+            **{"from": "2026-02-28", "as_of": at(10, 0, d=makeup).isoformat()},
+        )
+        assert summary["rows"][0]["attainment_strict"] == 1.0
+        cal = await b.get(
+            "/api/v1/sla/summary",
+            **{
+                "from": "2026-02-28",
+                "as_of": at(10, 0, d=makeup).isoformat(),
+                "basis": "calendar",
+            },
+        )
+        assert cal["rows"][0]["attainment_strict"] == 0.0
+    finally:
+        await b.fake.close()
+
+
+async def test_dismiss_with_reason_is_audited_and_out_of_denominators(bot: Bot) -> None:
+    """排除 Q.. 原因 dismisses privately; the audit keeps who and why; E drops the question."""
+    f = bot.fake
+    await bot.clock.set(at(10, 0))
+    await bot.push(gm(f, "加微信领红包？", OTHER, 901, at(10, 0)))
+    await bot.push(gm(f, "请问几点发货？", CUSTOMER, 902, at(10, 1)))
+    qs = await _questions(bot)
+    qid = qs[str(OTHER)]["id"]
+    await bot.push(f.private_message(f"排除 {qid}", user_id=LI, time=ts(at(10, 2))))
+    await wait_until(lambda: len(bot.inbox(LI)) == 1)
+    assert bot.inbox(LI)[0].startswith("用法：排除")
+    await bot.push(f.private_message(f"排除 {qid} 广告", user_id=LI, time=ts(at(10, 3))))
+    await wait_until(lambda: len(bot.inbox(LI)) == 2)
+    assert bot.inbox(LI)[1] == f"已排除 {qid}（原因：广告），不计入统计。"
+    async with bot.app[ENGINE].connect() as conn:
+        ev = (
+            await conn.execute(
+                select(SlaEvent.__table__).where(  # type: ignore[attr-defined]
+                    SlaEvent.__table__.c.type == "question_dismissed"  # type: ignore[attr-defined]
+                )
+            )
+        ).one()
+    assert (ev.actor, ev.meta["reason"]) == ("li", "广告")
+    summary = await bot.get(
+        "/api/v1/sla/summary", **{"from": "2026-03-10", "as_of": at(10, 30).isoformat()}
+    )
+    row = summary["rows"][0]
+    assert (row["questions"], row["dismissed"], row["eligible"]) == (2, 1, 1)
+    assert row["attainment_strict"] == 0.0  # only the real, unanswered question counts
+    assert (await _questions(bot))[str(OTHER)]["status"] == "dismissed"

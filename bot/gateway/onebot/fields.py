@@ -18,15 +18,21 @@ log = logging.getLogger(__name__)
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
 MS_THRESHOLD = 1e12  # NapCat falls back to Date.now() (milliseconds) when msgTime is missing
+MAX_ID_CHARS = 128  # the store's id columns; a longer id could never be written
 
 
 def coerce_id(value: Any, name: str) -> str:
     # bool is an int subclass; a JSON true is never a valid id.
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    raise FrameRejected("bad_field", name)
+        text = str(value)
+    elif isinstance(value, str):
+        text = value.strip()
+    else:
+        raise FrameRejected("bad_field", name)
+    # An id the database refuses (too long, NUL) would otherwise fail its whole batch there.
+    if not text or len(text) > MAX_ID_CHARS or "\x00" in text:
+        raise FrameRejected("bad_field", name)
+    return text
 
 
 def req_id(obj: Mapping[str, Any], name: str) -> str:

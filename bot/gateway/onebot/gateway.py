@@ -82,9 +82,13 @@ class OneBotGateway:
         ws_ping_interval: float | None = 30.0,
         backoff: Backoff | None = None,
         sleep: Sleep = asyncio.sleep,
-        backfill_count: int = 0,
+        backfill_count: int = 20,
     ) -> None:
-        """``url``: forward-ws endpoint, or the HTTP API root in http-post mode (optional)."""
+        """``url``: forward-ws endpoint, or the HTTP API root in http-post mode (optional).
+
+        ``backfill_count``: messages of history asked per known group when an account comes
+        back after a drop (0: never ask); implementations without the action are asked once.
+        """
         if mode not in MODES:
             raise ValueError(f"unknown onebot mode {mode!r}; expected one of {MODES}")
         if mode == "forward-ws" and not url:
@@ -219,6 +223,9 @@ class OneBotGateway:
         except FrameRejected as exc:
             self.count_rejected(account_id, exc, len(body))
             return False
+        except Exception as exc:
+            self._count_parser_bug(account_id, exc, len(body))
+            return False
         if account_id not in self._links:
             link = HttpLink(
                 account_id, self._session, self._url, self.access_token, self.max_frame_bytes
@@ -235,6 +242,16 @@ class OneBotGateway:
             account_id or "?",
             exc.reason,
             exc.detail or "-",
+            size,
+        )
+
+    def _count_parser_bug(self, account_id: str | None, exc: Exception, size: int) -> None:
+        self._metrics.events_rejected.labels(PLATFORM, "internal_error").inc()
+        # The type only: the exception text may quote the frame, customer text included.
+        log.error(
+            "onebot frame crashed the parser account=%s error=%s bytes=%d",
+            account_id or "?",
+            type(exc).__name__,
             size,
         )
 
@@ -255,6 +272,10 @@ class OneBotGateway:
             )
         except FrameRejected as exc:
             self.count_rejected(link.account_id, exc, len(data))
+            return
+        except Exception as exc:
+            # A parser bug must cost one frame, not the connection and every event behind it.
+            self._count_parser_bug(link.account_id, exc, len(data))
             return
         if link.account_id is None:
             # Forward WS: the implementation tells us who it is in its first event.

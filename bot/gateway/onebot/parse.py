@@ -111,7 +111,8 @@ def parse_event(
     if post_type == "meta_event":
         return _meta(frame, account)
     if post_type == "request":
-        return Ignored(account, f"request.{frame.get('request_type')}")
+        kind = frame.get("request_type")
+        return Ignored(account, f"request.{kind if isinstance(kind, str) else '?'}")
     raise FrameRejected("unknown_post_type")
 
 
@@ -141,6 +142,9 @@ def _message(
     if not isinstance(sender, Mapping):
         raise FrameRejected("bad_field", "sender")
     name = sender.get("card") or sender.get("nickname") or ""
+    if not isinstance(name, str):
+        # Some implementations send numeric nicknames; anything else is not a name at all.
+        name = str(name) if isinstance(name, int | float) and not isinstance(name, bool) else ""
     role = sender.get("role")
     lookup = None
     if reply_sender is not None:
@@ -159,13 +163,13 @@ def _message(
         text=body.text,
         sent_at=event_time(frame, received_at),
         received_at=received_at,
-        sender_name=name if isinstance(name, str) else str(name),
+        sender_name=name,
         reply_to_message_id=body.reply_to,
         reply_to_sender_id=body.reply_sender,
         mention_user_ids=body.mentions,
         mention_all=body.mention_all,
         is_self=is_self,
-        platform_role=role if role in _ROLES else None,
+        platform_role=role if isinstance(role, str) and role in _ROLES else None,
         segments=body.segments,
         raw=frame,
     )

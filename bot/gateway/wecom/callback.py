@@ -9,8 +9,8 @@ Mapped events:
 
 - ``MsgType=text`` from a staff member → ``ChatMessage`` (private chat with the app), so guides
   can type commands to the bot;
-- ``Event=template_card_event`` (a button click) → ``CardClick`` (defined here: it is not a
-  chat event; the SOP layer consumes it and may grey out the card with its ``response_code``);
+- ``Event=template_card_event`` (a button click) → ``bot.events.CardClick`` (not a chat event:
+  it goes to ``card_sink``; the SOP layer may grey out the card with its ``response_code``);
 - ``Event=change_external_contact`` ``add_external_contact`` → ``MemberChange`` FRIEND_ADD,
   ``del_external_contact`` / ``del_follow_user`` → CONTACT_DELETE, with the staff userid as
   ``operator_id`` and the customer's external userid as ``user_id``.
@@ -38,6 +38,7 @@ from aiohttp import web
 
 from bot.clock import Clock
 from bot.events import (
+    CardClick,
     ChatMessage,
     ChatType,
     InboundEvent,
@@ -56,21 +57,6 @@ PLATFORM = "wecom"
 MAX_BODY_BYTES = 256 * 1024
 FUTURE_SLACK = timedelta(minutes=5)
 _DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
-
-
-@dataclass(frozen=True, slots=True)
-class CardClick:
-    """A staff member clicked a button on one of our template cards."""
-
-    platform: str
-    account_id: str  # corp id
-    user_id: str  # the staff member's userid
-    event_key: str  # the button's key (``done`` / ``snooze`` for SOP cards)
-    task_id: str  # the card's task_id (derived from our idempotency key)
-    response_code: str  # single use, 72 h: updates this card for this user
-    card_type: str
-    at: datetime
-    agent_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,8 +27,9 @@ from aiohttp import web
 from bot.clock import Clock
 from bot.config_wecom import WeComSection
 from bot.errors import GatewayError
+from bot.events import CardClick
 from bot.gateway.base import EventSink, SentMessage
-from bot.gateway.wecom.callback import PLATFORM, CallbackEndpoint, CardClick, CardSink
+from bot.gateway.wecom.callback import PLATFORM, CallbackEndpoint, CardSink
 from bot.gateway.wecom.client import (
     DEFAULT_BASE_URL,
     Json,

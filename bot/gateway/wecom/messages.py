@@ -9,10 +9,11 @@ different reminders with the same words stay distinct. Template cards also deriv
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from bot.events import card_task_id as card_task_id  # noqa: PLC0414 - re-exported
 
 Json = dict[str, Any]
 
@@ -31,11 +32,6 @@ def fit_utf8(text: str, limit: int) -> str:
         return text
     room = limit - len(ELLIPSIS.encode())
     return raw[:room].decode(errors="ignore") + ELLIPSIS
-
-
-def card_task_id(key: str) -> str:
-    """A template-card ``task_id`` (≤128 chars of ``[0-9A-Za-z_-@]``) stable for ``key``."""
-    return "sop-" + hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
 def _envelope(

@@ -101,7 +101,6 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_message_chat_time", ["platform", "chat_id", "sent_at"], unique=False
         )
-        batch_op.create_index("ix_message_sender_time", ["sender_id", "sent_at"], unique=False)
 
     op.create_table(
         "operator",
@@ -169,6 +168,8 @@ def upgrade() -> None:
         sa.Column("snippet", sa.String(length=255), nullable=False),
         sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("opened_epoch", sa.Float(), nullable=False),
+        sa.Column("opened_bepoch", sa.Float(), nullable=False),
+        sa.Column("settle_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("local_date", sa.String(length=10), nullable=False),
         sa.Column("last_customer_msg_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
@@ -226,6 +227,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_question_responder", ["first_responder_id", "opened_at"], unique=False
         )
+        batch_op.create_index("ix_question_settle", ["settle_at"], unique=False)
         batch_op.create_index("ix_question_status", ["status"], unique=False)
 
     op.create_table(
@@ -264,6 +266,32 @@ def upgrade() -> None:
             batch_op.f("ix_sla_event_question_id"), ["question_id"], unique=False
         )
 
+    op.create_table(
+        "sla_rollup",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("local_date", sa.String(length=10), nullable=False),
+        sa.Column("dim", sa.String(length=8), nullable=False),
+        sa.Column("key", sa.String(length=128), nullable=False),
+        sa.Column("variant", sa.String(length=20), nullable=False),
+        sa.Column("unanswered", sa.Integer(), nullable=False),
+        sa.Column("counts", sa.LargeBinary(), nullable=False),
+        sa.Column("frt", sa.LargeBinary(), nullable=False),
+        sa.Column("res", sa.LargeBinary(), nullable=False),
+        sa.Column("cens", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("local_date", "dim", "key", "variant", name="uq_sla_rollup_key"),
+    )
+    with op.batch_alter_table("sla_rollup", schema=None) as batch_op:
+        batch_op.create_index("ix_sla_rollup_read", ["variant", "dim", "local_date"], unique=False)
+
+    op.create_table(
+        "sla_rollup_day",
+        sa.Column("local_date", sa.String(length=10), nullable=False),
+        sa.Column("settled_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("questions", sa.Integer(), nullable=False),
+        sa.Column("rebuilt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("local_date"),
+    )
     op.create_table(
         "task_completion",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -312,6 +340,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_task_completion_task_id"))
 
     op.drop_table("task_completion")
+    op.drop_table("sla_rollup_day")
+    with op.batch_alter_table("sla_rollup", schema=None) as batch_op:
+        batch_op.drop_index("ix_sla_rollup_read")
+
+    op.drop_table("sla_rollup")
     with op.batch_alter_table("sla_event", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_sla_event_question_id"))
 
@@ -322,6 +355,7 @@ def downgrade() -> None:
     op.drop_table("response")
     with op.batch_alter_table("question", schema=None) as batch_op:
         batch_op.drop_index("ix_question_status")
+        batch_op.drop_index("ix_question_settle")
         batch_op.drop_index("ix_question_responder")
         batch_op.drop_index("ix_question_opened")
         batch_op.drop_index("ix_question_day")
@@ -341,7 +375,6 @@ def downgrade() -> None:
 
     op.drop_table("operator")
     with op.batch_alter_table("message", schema=None) as batch_op:
-        batch_op.drop_index("ix_message_sender_time")
         batch_op.drop_index("ix_message_chat_time")
 
     op.drop_table("message")
