@@ -120,7 +120,7 @@ async def _wait(check: object, limit: float) -> bool:
     return False
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(420)
 async def test_sigkill_during_slot_dispatch_delivers_each_reminder_once(tmp_path: Path) -> None:
     """20 SIGKILLs mid-dispatch: no reminder lost, none duplicated after the duplicate check."""
     fake = FakeOneBot("10001", token=TOKEN)
@@ -143,7 +143,8 @@ async def test_sigkill_during_slot_dispatch_delivers_each_reminder_once(tmp_path
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
             else:
-                await _wait(lambda: len({u for u, _ in _sent(fake)}) >= GUIDES, 60)
+                # Generous: on a loaded machine the last run needs time to start and finish.
+                await _wait(lambda: len({u for u, _ in _sent(fake)}) >= GUIDES, 180)
                 await asyncio.sleep(1.0)  # anything left in flight would show up now
                 proc.send_signal(signal.SIGKILL)
             await proc.wait()
