@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
-from bot.errors import GatewayError
+from bot.errors import GatewayError, NotConnected
 from bot.gateway.base import SentMessage
 from bot.gateway.hub import GatewayHub
 from bot.roster import Roster
@@ -82,7 +82,7 @@ class Delivery:
             for platform in _PRIVATE_PLATFORMS:
                 if platform in platforms and online.get(platform):
                     return platform, op.onebot_user_ids[0]
-        raise GatewayError(f"no online gateway can reach operator {operator_id!r}")
+        raise NotConnected(f"no online gateway can reach operator {operator_id!r}")
 
     async def send(
         self,

@@ -6,6 +6,7 @@
     ├── ConfigError          bad configuration file or value (CLI exits with status 2)
     ├── GatewayError
     │   ├── NetworkError     transport failed (connection refused, closed, bad status)
+    │   ├── NotConnected     no connected account can send right now (transient)
     │   ├── ApiTimeout       an action got no response in time
     │   └── ActionFailed     the implementation answered with a failure retcode / errcode
     ├── FrameRejected        an inbound frame could not be used (reason label for metrics)
@@ -41,6 +42,10 @@ class GatewayError(SopbotError):
 
 class NetworkError(GatewayError):
     """The transport failed."""
+
+
+class NotConnected(GatewayError):
+    """No connected account can send this right now; try again later."""
 
 
 class ApiTimeout(GatewayError):

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.clock import Clock
-from bot.errors import GatewayError
+from bot.errors import GatewayError, NotConnected
 from bot.ratelimit import RateLimiter
 from bot.store.models import Outbox
 
@@ -35,6 +35,7 @@ log = logging.getLogger("sopbot.outbox")
 _T = Outbox.__table__  # type: ignore[attr-defined]
 
 PENDING, SENDING, SENT, MISSED, FAILED = "pending", "sending", "sent", "missed", "failed"
+_INTERRUPTED = "interrupted send"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,7 @@ class OutboxDispatcher:
         batch_size: int = 500,
         max_attempts: int = 5,
         retry_base: timedelta = timedelta(seconds=30),
+        retry_max: timedelta = timedelta(minutes=10),
         concurrency: int | None = None,
     ) -> None:
         self._engine = engine
@@ -134,6 +136,7 @@ class OutboxDispatcher:
         self._batch_size = batch_size
         self._max_attempts = max_attempts
         self._retry_base = retry_base
+        self._retry_max = retry_max
         if concurrency is None:
             # SQLite has one writer: parallel senders only contend for it.
             concurrency = 16 if engine.dialect.name == "postgresql" else 1
@@ -211,7 +214,8 @@ class OutboxDispatcher:
                     status=SENDING,
                     lease_owner=self._owner,
                     lease_until=now + self._lease,
-                    attempts=_T.c.attempts + 1,
+                    # A row still "sending" lost its holder between send and sent-mark.
+                    last_error=case((_T.c.status == SENDING, _INTERRUPTED), else_=_T.c.last_error),
                 )
                 .returning(
                     _T.c.id,
@@ -223,17 +227,17 @@ class OutboxDispatcher:
                     _T.c.window_end,
                     _T.c.attempts,
                     _T.c.lease_until,
+                    _T.c.last_error,
                 )
             )
             result = (await conn.execute(stmt)).all()
         rows = []
         for r in sorted(result, key=lambda r: (r.due_at, r.id)):
-            if r.attempts > 1:
-                # A previous holder's lease ran out (crash, or a retry after a failure). If it
-                # died between the send and the sent-mark the message may already be out: we
-                # resend (at-least-once) with the same key, which receivers with a duplicate
-                # check (WeCom) use to drop the copy.
-                log.info("outbox: re-claimed %s %s (attempt %d)", r.kind, r.id, r.attempts)
+            if r.last_error == _INTERRUPTED:
+                # The previous holder died between the send and the sent-mark, so the message
+                # may already be out: we resend (at-least-once) with the same key, which
+                # receivers with a duplicate check (WeCom) use to drop the copy.
+                log.info("outbox: re-claimed %s %s after an interrupted send", r.kind, r.id)
             rows.append(
                 OutboxRow(
                     id=int(r.id),
@@ -274,9 +278,24 @@ class OutboxDispatcher:
         if self._limiter is not None:
             await self._limiter.acquire(row.recipient_id)
         if row.lease_until is not None and self._clock.now() >= row.lease_until:
-            return  # our lease ran out while we waited: another pass may own this row now
+            # Our lease ran out while we waited for the rate limit. Nothing was sent: hand the
+            # row back (a no-op if another pass already took it over).
+            await self._mark(row.id, status=PENDING, lease_owner=None, lease_until=None)
+            return
         try:
             await self._sender(row)
+        except NotConnected as exc:
+            # Nobody to send through yet (gateway reconnecting, bot just started): not the
+            # message's fault, so it costs no attempt; try again shortly.
+            await self._mark(
+                row.id,
+                status=PENDING,
+                lease_owner=None,
+                lease_until=self._clock.now() + self._retry_base,
+                last_error=f"not connected: {exc}"[:500],
+            )
+            stats.retried += 1
+            return
         except GatewayError as exc:
             await self._failed(row, exc, stats)
             return
@@ -295,29 +314,42 @@ class OutboxDispatcher:
 
     async def _failed(self, row: OutboxRow, exc: Exception, stats: DispatchStats) -> None:
         error = f"{type(exc).__name__}: {exc}"[:500]
-        if row.attempts >= self._max_attempts:
+        # Only real send failures count: a crash or an expired lease re-claims a row for free.
+        attempts = row.attempts + 1
+        if attempts >= self._max_attempts:
             await self._mark(
-                row.id, status=FAILED, lease_owner=None, lease_until=None, last_error=error
+                row.id,
+                status=FAILED,
+                attempts=attempts,
+                lease_owner=None,
+                lease_until=None,
+                last_error=error,
             )
             stats.failed += 1
             log.error(
                 "outbox: %s %s failed for good after %d attempts: %s",
                 row.kind,
                 row.id,
-                row.attempts,
+                attempts,
                 error,
             )
             return
-        retry_at = self._clock.now() + self._retry_base * (2 ** (row.attempts - 1))
+        backoff = min(self._retry_base * (2 ** (attempts - 1)), self._retry_max)
+        retry_at = self._clock.now() + backoff
         await self._mark(
-            row.id, status=PENDING, lease_owner=None, lease_until=retry_at, last_error=error
+            row.id,
+            status=PENDING,
+            attempts=attempts,
+            lease_owner=None,
+            lease_until=retry_at,
+            last_error=error,
         )
         stats.retried += 1
         log.warning(
             "outbox: %s %s attempt %d failed, retry at %s: %s",
             row.kind,
             row.id,
-            row.attempts,
+            attempts,
             retry_at.isoformat(),
             error,
         )
