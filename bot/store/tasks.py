@@ -405,6 +405,8 @@ def _stats_row(stats: CompletionStats) -> dict[str, Any]:
     }
 
 
+_SOURCES = ("observed", "api", "self")
+
 _STAT_COLS = (
     "tasks",
     "on_time",
@@ -471,11 +473,28 @@ async def compliance_tables(
         tuple({"date": k, **_stats_row(s)} for k, s in sorted(by_day(records, now).items())),
         notes,
     )
+    # Where the counts came from: tasks of each step with evidence from each source.
+    by_source: dict[str, dict[str, int]] = {}
+    for r in records:
+        counts = by_source.setdefault(r.step, dict.fromkeys(_SOURCES, 0))
+        for source in r.sources:
+            if source in counts:
+                counts[source] += 1
     steps = ReportTable(
         "SOP completion by step",
-        ("step", *_STAT_COLS),
-        tuple({"step": k, **_stats_row(s)} for k, s in sorted(by_step(records, now).items())),
-        notes,
+        ("step", *_STAT_COLS, *(f"source_{src}" for src in _SOURCES)),
+        tuple(
+            {
+                "step": k,
+                **_stats_row(s),
+                **{f"source_{src}": n for src, n in by_source.get(k, {}).items()},
+            }
+            for k, s in sorted(by_step(records, now).items())
+        ),
+        (
+            *notes,
+            "source_X: tasks with evidence from X (observed messages, WeCom api, self-report)",
+        ),
     )
     miss = ReportTable(
         "SOP missed tasks",

@@ -451,6 +451,20 @@ async def test_a_day_verified_through_the_api(rig: Rig, tmp_path: Path) -> None:
     request = ReportRequest(DAY, DAY, rig.clock.now(), view="guides")
     cli = await run_report(rig.app[DISPATCHER].deps["cfg"], "sop", request)
     assert [dict(r) for r in cli[0].rows] == list(rows.values())
+    # The report itself says where the counts came from: every step verified through the API.
+    resp = await rig.client.get(
+        "/api/v1/sop/compliance",
+        params={"from": DAY.isoformat(), "to": DAY.isoformat(), "view": "steps", "guide": "wang"},
+        headers=API,
+    )
+    steps = {r["step"]: r for r in (await resp.json())["tables"][0]["rows"]}
+    assert {
+        k: (r["source_api"], r["source_observed"], r["source_self"]) for k, r in steps.items()
+    } == {
+        "moments": (1, 0, 0),
+        "group_posts": (1, 0, 0),
+        "private_chats": (1, 0, 0),
+    }
 
 
 async def test_matterbridge_gateway_is_wired(tmp_path: Path, aiohttp_client: Any) -> None:
