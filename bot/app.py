@@ -234,6 +234,8 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
         max_attempts=cfg.delivery.max_attempts,
     )
     app[OUTBOX] = outbox
+    # Alerts hand their rows to the outbox at once; reminders and digests wait for the tick.
+    app[DISPATCHER].provide(outbox_kick=outbox.kick)
     ticks = (Tick("outbox", cfg.delivery.every, outbox.run_once), *handlers.TICKS)
     runner = TickRunner(ticks, app[DISPATCHER].deps, app[ENGINE])
     app[TICKS] = runner

@@ -143,8 +143,38 @@ class OutboxDispatcher:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         self._concurrency = concurrency
+        self._running = False
+        self._again = False
+
+    async def kick(self) -> None:
+        """Dispatch now (e.g. right after alerts were enqueued) instead of at the next tick.
+
+        If a pass is already running in this process, it makes one more pass when it ends, so
+        rows enqueued after its last claim are not left waiting for the tick.
+        """
+        if self._running:
+            self._again = True
+            return
+        await self.run_once()
 
     async def run_once(self) -> DispatchStats:
+        """Passes until nothing more was asked for: expire, then claim and send due rows."""
+        if self._running:
+            self._again = True
+            return DispatchStats()
+        self._running = True
+        try:
+            stats = await self._pass()
+            while self._again:
+                self._again = False
+                more = await self._pass()
+                for f in ("claimed", "sent", "sent_late", "missed", "failed", "retried"):
+                    setattr(stats, f, getattr(stats, f) + getattr(more, f))
+            return stats
+        finally:
+            self._running = False
+
+    async def _pass(self) -> DispatchStats:
         """One pass: expire rows past their window, then claim and send due rows in batches."""
         stats = DispatchStats()
         stats.missed += await self._expire()

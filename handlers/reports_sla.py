@@ -157,6 +157,9 @@ class _Moving:
     inf_responder: str | None
     inf_unanswered: bool  # eligible and unanswered as of +inf (in the rollups' backlog)
     now: _AtAsOf | None  # None: opened after as_of
+    inf_packed: int  # packed counters of ``inf`` and ``now`` (subtract / add per key)
+    now_packed: int
+    buckets: tuple[int, int, int]  # histogram buckets of now's FRT, lower bound, resolution
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,9 +225,26 @@ def _at_as_of(row: dict[str, Any], plan: _Plan, bpos: float) -> _AtAsOf:
         k["n_overdue"] = int(overdue)
         if overdue:
             lower = max(0.0, elapsed)
-        band = next(label for label, upper in BACKLOG_BANDS if age < upper)
+        band = _band(age)
     responder = g(f"{pre}first_responder_id") if answered else None
     return _AtAsOf(k, observed, lower, None if res is None else float(res), band, responder)
+
+
+def _now_buckets(now: _AtAsOf | None) -> tuple[int, int, int]:
+    if now is None:
+        return (-1, -1, -1)
+    return (
+        roll.frt_bucket(now.frt) if now.frt is not None else -1,
+        roll.frt_bucket(now.lower_bound) if now.lower_bound is not None else -1,
+        roll.frt_bucket(now.res) if now.res is not None else -1,
+    )
+
+
+def _band(age: float) -> str:
+    for label, upper in BACKLOG_BANDS:
+        if age < upper:
+            return label
+    return _OLDEST_BAND
 
 
 async def _plan(conn: AsyncConnection, cfg: AppConfig, req: ReportRequest) -> _Plan:
@@ -249,10 +269,11 @@ async def _plan(conn: AsyncConnection, cfg: AppConfig, req: ReportRequest) -> _P
         return plan  # an as_of far in the past: most facts still move, SQL is cheaper
     calendar_of = cfg.calendar.calendar_of(cfg.bot.timezone)
     positions: dict[str, float] = {}
-    cols = [Q.c[name] for name in (*roll.ROW_COLUMNS, "platform", "opened_at")]
+    names = (*roll.ROW_COLUMNS, "platform", "opened_at")
+    cols = [Q.c[name] for name in names]
     moving = []
     for r in (await conn.execute(select(*cols).where(Q.c.settle_at > c.as_of))).all():
-        row = dict(r._mapping)
+        row = dict(zip(names, r, strict=True))
         day = str(row["local_date"])
         inside = days[0] <= day <= days[-1]
         if inside:
@@ -267,7 +288,19 @@ async def _plan(conn: AsyncConnection, cfg: AppConfig, req: ReportRequest) -> _P
             now = _at_as_of(row, plan, positions[chat])
         resp = row.get("strict_first_response_at" if req.strict else "first_response_at")
         eligible = row["status"] not in ("dismissed", "withdrawn") and not row["bot_resolved"]
-        moving.append(_Moving(row, inside, inf, inf_responder, eligible and resp is None, now))
+        moving.append(
+            _Moving(
+                row,
+                inside,
+                inf,
+                inf_responder,
+                eligible and resp is None,
+                now,
+                roll.pack_counts(inf[0]) if inf is not None else 0,
+                roll.pack_counts(now.counts) if now is not None and inside else 0,
+                _now_buckets(now),
+            )
+        )
     return dataclasses.replace(plan, rollups=True, moving=tuple(moving))
 
 
@@ -304,10 +337,10 @@ class _Acc:
     packed_res: int = 0
     packed_cens: int = 0  # 24 hourly slots per range day, day i shifted by i * 24 fields
     # Shares of moving questions to take out of the packed sums (kept unpacked: cheap).
-    sub_counts: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     sub_frt: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     sub_res: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     sub_cens: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    cens_buckets: dict[int, int] = field(default_factory=lambda: defaultdict(int))
 
 
 def _acc(accs: dict[str, _Acc], key: str) -> _Acc:
@@ -440,11 +473,10 @@ async def _rollup_part(
     for m in plan.moving:
         day = str(m.row["local_date"])
         if m.inf is not None:
-            sub, frt, res, cens = m.inf
+            _, frt, res, cens = m.inf
             for key in roll.dim_keys(m.row, dim.rollup, m.inf_responder):
                 acc = _acc(accs, day if dim.by_date else key)
-                for name, value in sub.items():
-                    acc.sub_counts[name] += value
+                acc.packed_counts -= m.inf_packed
                 if frt >= 0:
                     acc.sub_frt[frt] += 1
                 if res >= 0:
@@ -458,14 +490,14 @@ async def _rollup_part(
             continue
         for key in roll.dim_keys(m.row, dim.rollup, now.responder):
             acc = _acc(accs, day if dim.by_date else key)
-            for name, value in now.counts.items():
-                acc.counts[name] += value
+            acc.packed_counts += m.now_packed
+            # Rollups are bucketed anyway: add the state at as_of as buckets (negative "sub").
             if now.frt is not None:
-                acc.obs[now.frt] += 1
+                acc.sub_frt[m.buckets[0]] -= 1
             if now.lower_bound is not None:
-                acc.cens[now.lower_bound] += 1
+                acc.cens_buckets[m.buckets[1]] += 1
             if now.res is not None:
-                acc.res[now.res] += 1
+                acc.sub_res[m.buckets[2]] -= 1
 
 
 def _censored_bounds(plan: _Plan) -> list[float]:
@@ -540,7 +572,7 @@ async def _keyed(conn: AsyncConnection, plan: _Plan, dim: _Dim) -> dict[str, dic
         await _exact_values(conn, plan, dim, accs)
     if dim.backlog:
         await _backlog(conn, plan, dim, accs)
-    bounds = _censored_bounds(plan) if plan.rollups else []
+    bounds = _censored_bounds(plan) if plan.rollups else None
     out = {k: _metrics(acc, bounds) for k, acc in accs.items()}
     # Keys whose rollup share was all taken out (e.g. opened after as_of) have nothing left.
     return {k: m for k, m in out.items() if m["questions"] or m["backlog_now"]}
@@ -610,9 +642,11 @@ def _bucketed(packed: int, raw: Mapping[float, int], sub: Mapping[int, int]) -> 
     return counts
 
 
-def _values(packed: int, raw: Mapping[float, int], sub: Mapping[int, int]) -> _Sorted:
-    """Exact values when no rollup contributes, else everything to the bucket."""
-    if not packed:
+def _values(
+    bucketed: bool, packed: int, raw: Mapping[float, int], sub: Mapping[int, int]
+) -> _Sorted:
+    """Exact values from SQL; with rollups, everything to the bucket."""
+    if not bucketed:
         return _Sorted.of(raw)
     return _Sorted(list(roll.FLOORS), _bucketed(packed, raw, sub))
 
@@ -622,18 +656,18 @@ def _rate(num: Any, den: Any) -> float | None:
 
 
 def _metrics(acc: _Acc, bounds: list[float] | None = None) -> dict[str, Any]:
+    """One key's row; ``bounds`` (rollup mode) = censored lower bounds per range-day hour."""
+    bucketed = bounds is not None
     k = dict(acc.counts)
     rolled = roll.unpack_counts(acc.packed_counts) if acc.packed_counts else {}
-    for name, amount in acc.sub_counts.items():
-        rolled[name] -= amount
     for name, amount in rolled.items():
         k[name] += amount
-    observed = _values(acc.packed_frt, acc.obs, acc.sub_frt)
-    n_cens = sum(acc.cens.values()) + int(rolled.get("n_overdue", 0))
+    observed = _values(bucketed, acc.packed_frt, acc.obs, acc.sub_frt)
+    n_cens = int(k["n_overdue"])  # every overdue unanswered question is censored
     answered = int(k["n_answered"])
 
     def with_bounds() -> _Sorted:
-        if not acc.packed_frt and not acc.packed_cens:
+        if not bucketed:
             merged = dict(acc.obs)
             for v, n in acc.cens.items():
                 merged[v] = merged.get(v, 0) + n
@@ -641,6 +675,8 @@ def _metrics(acc: _Acc, bounds: list[float] | None = None) -> dict[str, Any]:
         counts = _bucketed(acc.packed_frt, acc.obs, acc.sub_frt)
         for v, n in acc.cens.items():
             counts[roll.frt_bucket(v)] += n
+        for b, n in acc.cens_buckets.items():
+            counts[b] += n
         slots = roll.unpack32(acc.packed_cens)
         for i, n in acc.sub_cens.items():
             slots[i] -= n
@@ -675,7 +711,7 @@ def _metrics(acc: _Acc, bounds: list[float] | None = None) -> dict[str, Any]:
             out[f"frt_{name}"] = "> " + format_duration(math.floor(value), "en")
         else:
             out[f"frt_{name}"] = format_duration(value, "en")
-    res = _values(acc.packed_res, acc.res, acc.sub_res).pct(0.5)
+    res = _values(bucketed, acc.packed_res, acc.res, acc.sub_res).pct(0.5)
     out["resolution_p50_s"] = None if res is None else round(res, 3)
     out["resolution_p50"] = "—" if res is None else format_duration(res, "en")
     return out

@@ -169,12 +169,15 @@ _M32 = (1 << 32) - 1
 _M64 = (1 << 64) - 1
 
 
+_SHIFT = {name: 64 * i for i, name in enumerate(COUNTERS)}
+
+
 def pack_counts(values: Mapping[str, float]) -> int:
+    """Counters as one integer of 64-bit fields (``frt_sum`` in milliseconds)."""
     out = 0
-    for i, name in enumerate(COUNTERS):
-        v = values.get(name) or 0
+    for name, v in values.items():
         if v:
-            out |= int(round(v * 1000) if name == "frt_sum" else v) << (64 * i)
+            out += int(round(v * 1000) if name == "frt_sum" else v) << _SHIFT[name]
     return out
 
 
