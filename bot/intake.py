@@ -61,6 +61,17 @@ def is_refused(exc: BaseException) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchEnd:
+    """Fed after every event of a batch was handled, before its session commits.
+
+    Handlers that buffer writes per batch (in ``session.info``) flush them here, so a batch of a
+    thousand messages costs a few statements, not a few per message.
+    """
+
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class StoredMessage:
     """A message that was new to the store, with its resolved sender."""
 
@@ -309,6 +320,7 @@ class Intake:
                     )
                 else:
                     await self._dispatcher.feed(event, session=session)
+            await self._dispatcher.feed(BatchEnd(len(batch)), session=session)
             try:
                 await session.commit()
             except Exception:

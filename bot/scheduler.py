@@ -56,6 +56,10 @@ class TickRunner:
             self._running.add(task)
         try:
             return await self._run_locked(tick)
+        except asyncio.CancelledError:
+            if self._stopping:
+                return False  # stopped mid-tick at shutdown: expected, not a job failure
+            raise
         finally:
             if task is not None:
                 self._running.discard(task)

@@ -118,7 +118,9 @@ async def _apply(ctx: CommandContext, effects: list[Effect]) -> None:
     )
     session = ctx.deps.get("session")
     if session is not None:
-        await store.save_effects(await session.connection(), effects, row_ctx)
+        conn = await session.connection()
+        await store.flush_pending(conn, session.info)  # earlier messages of this batch first
+        await store.save_effects(conn, effects, row_ctx)
     else:
         async with ctx.dep("engine").begin() as conn:
             await store.save_effects(conn, effects, row_ctx)

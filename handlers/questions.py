@@ -28,7 +28,7 @@ from bot.clock import Clock
 from bot.config import AppConfig
 from bot.dispatch import Router
 from bot.events import ChatType, MemberChange, MemberChangeKind, MessageRecall
-from bot.intake import StoredMessage
+from bot.intake import BatchEnd, StoredMessage
 from bot.keys import CLOCK, CONFIG, DISPATCHER, ENGINE, ROSTER
 from bot.roster import ActorRole, Roster
 from bot.scheduler import Tick
@@ -102,9 +102,7 @@ async def on_message(
     question_engine: QuestionEngine,
     sla_calendar_of: Callable[[str], BusinessCalendar],
     sla_detector: DetectorConfig,
-    sla_sent: dict[str, set[str]],
     clock: Clock,
-    sla_timer: DueTimer | None = None,
 ) -> None:
     msg, actor = event.msg, event.actor
     engine = question_engine
@@ -172,7 +170,9 @@ async def on_message(
                 mention_user_ids=mentions,
             )
     await _persist(effects, session, engine, sla_calendar_of, cfg, clock, extra)
-    rearm(effects, engine, sla_timer, sla_calendar_of, sla_sent)
+
+
+_TOUCHED = "sla_touched_effects"  # their questions' timers are re-armed when the batch ends
 
 
 async def _persist(
@@ -184,12 +184,36 @@ async def _persist(
     clock: Clock,
     extra: dict[str, Any],
 ) -> None:
+    """Buffer the effects in the batch's session; ``flush_batch`` writes them all at once."""
     if not effects:
         return
-    conn = await session.connection()
     ctx = row_context(engine, calendar_of, cfg, clock.now(), **extra)
-    await store.save_effects(conn, effects, ctx)
-    log.info("question effects %s", ",".join(type(e).__name__ for e in effects))
+    store.buffer_effects(session.info, effects, ctx)
+    session.info.setdefault(_TOUCHED, []).extend(effects)
+
+
+@router.on(BatchEnd)
+async def flush_batch(
+    event: BatchEnd,
+    session: AsyncSession,
+    question_engine: QuestionEngine,
+    sla_calendar_of: Callable[[str], BusinessCalendar],
+    sla_sent: dict[str, set[str]],
+    sla_timer: DueTimer | None = None,
+) -> None:
+    """Write the batch's buffered effects (one commit with the messages), then re-arm timers."""
+    touched: list[Effect] = session.info.pop(_TOUCHED, [])
+    if not touched:
+        return
+    # A command in this batch may have flushed part of it already; write the rest.
+    pending = await store.flush_pending(await session.connection(), session.info)
+    log.info(
+        "question effects: %d (%d written now) in a batch of %d events",
+        len(touched),
+        sum(len(effects) for effects, _ in pending),
+        event.size,
+    )
+    rearm(touched, question_engine, sla_timer, sla_calendar_of, sla_sent)
 
 
 @router.on(MessageRecall)
@@ -199,9 +223,7 @@ async def on_recall(
     cfg: AppConfig,
     question_engine: QuestionEngine,
     sla_calendar_of: Callable[[str], BusinessCalendar],
-    sla_sent: dict[str, set[str]],
     clock: Clock,
-    sla_timer: DueTimer | None = None,
 ) -> None:
     if event.chat_type is ChatType.GROUP:
         chat = store.chat_key(event.platform, event.chat_id)
@@ -210,7 +232,6 @@ async def on_recall(
     by_sender = not event.operator_id or event.operator_id == event.sender_id
     effects = question_engine.on_recall(chat, event.message_id, event.at, by_sender=by_sender)
     await _persist(effects, session, question_engine, sla_calendar_of, cfg, clock, {})
-    rearm(effects, question_engine, sla_timer, sla_calendar_of, sla_sent)
 
 
 @router.on(MemberChange, lambda e: e.kind is MemberChangeKind.GROUP_LEAVE and bool(e.chat_id))
@@ -220,9 +241,7 @@ async def on_leave(
     cfg: AppConfig,
     question_engine: QuestionEngine,
     sla_calendar_of: Callable[[str], BusinessCalendar],
-    sla_sent: dict[str, set[str]],
     clock: Clock,
-    sla_timer: DueTimer | None = None,
 ) -> None:
     effects = question_engine.on_customer_left(
         store.chat_key(event.platform, event.chat_id or ""),
@@ -230,7 +249,6 @@ async def on_leave(
         event.at,
     )
     await _persist(effects, session, question_engine, sla_calendar_of, cfg, clock, {})
-    rearm(effects, question_engine, sla_timer, sla_calendar_of, sla_sent)
 
 
 async def sweep(

@@ -15,13 +15,14 @@ and for links a ``response`` row. Replaying an effect is harmless: upserts by ``
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, literal, or_, select, update
+from sqlalchemy import and_, case, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -173,23 +174,6 @@ def question_row(q: Question, ctx: RowContext) -> dict[str, Any]:
     return row
 
 
-async def upsert_question(conn: AsyncConnection, q: Question, ctx: RowContext) -> int:
-    """Insert or update ``q``'s row; return its internal id."""
-    row = question_row(q, ctx)
-    row["alert_levels_sent"] = []
-    changes = {k: v for k, v in row.items() if k not in _IMMUTABLE and k != "alert_levels_sent"}
-    if not ctx.detector_reason:
-        changes.pop("detector_reason")
-        changes.pop("detect_score")
-    stmt = (
-        _insert(conn)(Q)
-        .values(**row)
-        .on_conflict_do_update(index_elements=["public_id"], set_=changes)
-        .returning(Q.c.id)
-    )
-    return int((await conn.execute(stmt)).scalar_one())
-
-
 def _event_meta(effect: Effect) -> tuple[str, str, dict[str, Any]]:
     """(type, actor, meta) of an effect's audit row; ids and sizes only, never customer text."""
     kind = type(effect).__name__
@@ -222,67 +206,163 @@ def _effect_at(effect: Effect, now: datetime) -> datetime:
     return at if isinstance(at, datetime) else now
 
 
-async def _row_by_public_id(conn: AsyncConnection, public_id: str) -> dict[str, Any] | None:
-    stmt = select(Q).where(Q.c.public_id == public_id)
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    row = (await conn.execute(stmt)).first()
-    return dict(row._mapping) if row is not None else None
+async def _rows_by_public_id(
+    conn: AsyncConnection, public_ids: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(public_ids), 500):
+        chunk = public_ids[start : start + 500]
+        stmt = select(Q).where(Q.c.public_id.in_(chunk))
+        if conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        for row in (await conn.execute(stmt)).all():
+            out[row.public_id] = dict(row._mapping)
+    return out
 
 
-async def save_effects(conn: AsyncConnection, effects: Sequence[Effect], ctx: RowContext) -> int:
-    """Persist engine effects in order; returns how many were written.
+def _upsert_statement(conn: AsyncConnection, columns: Iterable[str]) -> Any:
+    """One INSERT .. ON CONFLICT (public_id) DO UPDATE for many rows (executemany).
 
-    The per-day SLA rollups move in the same transaction (old row out, new row in).
+    The detector's reason and score are written by the effect that opened the question only:
+    later effects carry an empty reason, which keeps the stored one.
     """
-    before: dict[str, dict[str, Any] | None] = {}
-    for effect in effects:
-        if effect.question.id not in before:
-            before[effect.question.id] = await _row_by_public_id(conn, effect.question.id)
-        qid = await upsert_question(conn, effect.question, ctx)
+    ins = _insert(conn)(Q)
+    ex = ins.excluded
+    set_: dict[str, Any] = {
+        c: ex[c] for c in columns if c not in _IMMUTABLE and c != "alert_levels_sent"
+    }
+    set_["detector_reason"] = func.coalesce(
+        func.nullif(ex.detector_reason, ""), Q.c.detector_reason
+    )
+    set_["detect_score"] = case(
+        (ex.detector_reason != "", ex.detect_score), else_=Q.c.detect_score
+    )
+    return ins.on_conflict_do_update(index_elements=["public_id"], set_=set_).returning(
+        Q.c.id, Q.c.public_id
+    )
+
+
+async def save_batch(
+    conn: AsyncConnection, batches: Sequence[tuple[Sequence[Effect], RowContext]]
+) -> int:
+    """Persist the effects of many events at once (an intake batch); returns how many.
+
+    Each touched question is read once, upserted once with its final state, and its audit rows
+    and responses are inserted in bulk, in effect order; the per-day SLA rollups move in the same
+    transaction (old row out, new row in). Statement count no longer grows with the batch.
+    """
+    effects = [(e, ctx) for batch, ctx in batches for e in batch]
+    if not effects:
+        return 0
+    order: list[str] = []
+    final: dict[str, tuple[Question, RowContext, str, float]] = {}
+    for effect, ctx in effects:
+        qid = effect.question.id
+        if qid not in final:
+            order.append(qid)
+            reason, score = ctx.detector_reason, ctx.detect_score
+        else:
+            _, _, reason, score = final[qid]
+            if ctx.detector_reason:
+                reason, score = ctx.detector_reason, ctx.detect_score
+        final[qid] = (effect.question, ctx, reason, score)
+    before = await _rows_by_public_id(conn, order)
+    rows = []
+    for qid in order:
+        q, ctx, reason, score = final[qid]
+        row = question_row(q, dataclasses.replace(ctx, detector_reason=reason, detect_score=score))
+        row["alert_levels_sent"] = []
+        rows.append(row)
+    result = await conn.execute(_upsert_statement(conn, rows[0].keys()), rows)
+    ids = {r.public_id: int(r.id) for r in result.all()}
+
+    events: list[dict[str, Any]] = []
+    responses: list[dict[str, Any]] = []
+    for effect, ctx in effects:
+        row_id = ids[effect.question.id]
         kind, actor, meta = _event_meta(effect)
-        await conn.execute(
-            E.insert().values(
-                question_id=qid, type=kind, at=_effect_at(effect, ctx.now), actor=actor, meta=meta
-            )
+        events.append(
+            {
+                "question_id": row_id,
+                "type": kind,
+                "at": _effect_at(effect, ctx.now),
+                "actor": actor,
+                "meta": meta,
+            }
         )
         if isinstance(effect, ResponseLinked):
             chat = next(
                 (r.chat for r in effect.question.responses if r.message_id == effect.message_id),
                 effect.question.chat,
             )
-            await conn.execute(
-                _insert(conn)(R)
-                .values(
-                    question_id=qid,
-                    chat=chat,
-                    message_id=effect.message_id,
-                    responder_id=effect.responder_id,
-                    kind=effect.kind.value,
-                    link_method=effect.method.value,
-                    confidence=effect.confidence,
-                    # Staff responses of every kind are kept for reload; peer and bot never count.
-                    counts_for_sla=effect.kind.value in _STAFF_KINDS,
-                    holding=effect.kind.value == "holding",
-                    cycle=effect.question.reopen_count,
-                    sent_at=effect.at,
-                )
-                .on_conflict_do_nothing(index_elements=["question_id", "chat", "message_id"])
+            responses.append(
+                {
+                    "question_id": row_id,
+                    "chat": chat,
+                    "message_id": effect.message_id,
+                    "responder_id": effect.responder_id,
+                    "kind": effect.kind.value,
+                    "link_method": effect.method.value,
+                    "confidence": effect.confidence,
+                    # Staff responses of every kind are kept for reload; peer/bot never count.
+                    "counts_for_sla": effect.kind.value in _STAFF_KINDS,
+                    "holding": effect.kind.value == "holding",
+                    "cycle": effect.question.reopen_count,
+                    "sent_at": effect.at,
+                }
             )
         elif isinstance(effect, ResponseRevoked):
+            if responses:  # keep insert-then-revoke order within the batch
+                await _insert_responses(conn, responses)
+                responses = []
             await conn.execute(
                 update(R)
-                .where(R.c.question_id == qid, R.c.message_id == effect.message_id)
+                .where(R.c.question_id == row_id, R.c.message_id == effect.message_id)
                 .where(R.c.revoked_at.is_(None))
                 .values(revoked_at=effect.at)
             )
-    changes = []
-    for public_id, old in before.items():
-        new = await _row_by_public_id(conn, public_id)
-        if new is not None:
-            changes.append((old, new))
-    await sla_rollup.apply_changes(conn, changes, calendar_of=ctx.calendar_of, tz=ctx.tz)
+    await conn.execute(E.insert(), events)
+    if responses:
+        await _insert_responses(conn, responses)
+    after = await _rows_by_public_id(conn, order)
+    changes = [(before.get(qid), after[qid]) for qid in order if qid in after]
+    calendar_of = effects[0][1].calendar_of
+    await sla_rollup.apply_changes(conn, changes, calendar_of=calendar_of, tz=effects[0][1].tz)
     return len(effects)
+
+
+async def _insert_responses(conn: AsyncConnection, responses: list[dict[str, Any]]) -> None:
+    await conn.execute(
+        _insert(conn)(R).on_conflict_do_nothing(
+            index_elements=["question_id", "chat", "message_id"]
+        ),
+        responses,
+    )
+
+
+async def save_effects(conn: AsyncConnection, effects: Sequence[Effect], ctx: RowContext) -> int:
+    """Persist one event's effects (commands, sweeps); intake batches use ``save_batch``."""
+    return await save_batch(conn, [(effects, ctx)])
+
+
+# Effects buffered in an intake batch's session until the batch ends (handlers/questions.py).
+PENDING_KEY = "sla_pending_effects"
+Pending = list[tuple[Sequence[Effect], RowContext]]
+
+
+def buffer_effects(info: dict[Any, Any], effects: Sequence[Effect], ctx: RowContext) -> None:
+    """Queue effects in a session's ``info`` to be written with the batch."""
+    if effects:
+        info.setdefault(PENDING_KEY, []).append((effects, ctx))
+
+
+async def flush_pending(conn: AsyncConnection, info: dict[Any, Any]) -> Pending:
+    """Write what ``buffer_effects`` queued; returns it. Call before writing effects directly
+    in the same session, so the store sees them in the order the engine produced them."""
+    pending: Pending = info.pop(PENDING_KEY, [])
+    if pending:
+        await save_batch(conn, pending)
+    return pending
 
 
 # --- reload ---------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from bot.clock import ManualClock
 from bot.dispatch import Dispatcher, Router
 from bot.events import AccountStatus, ChatMessage, ChatType, MessageRecall
-from bot.intake import Intake, StoredMessage
+from bot.intake import BatchEnd, Intake, StoredMessage
 from bot.metrics import Metrics
 from bot.roster import ActorRole, Roster
 from bot.store import messages as message_store
@@ -107,7 +107,7 @@ async def test_recall_and_account_status(engine: AsyncEngine, tmp_path: Path) ->
     router = Router("rec")
     kinds: list[str] = []
 
-    @router.on(object)
+    @router.on(object, lambda e: not isinstance(e, BatchEnd))
     async def any_event(event: object) -> None:
         kinds.append(type(event).__name__)
 

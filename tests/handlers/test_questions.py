@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.clock import ManualClock
 from bot.config import AppConfig
 from bot.events import ChatMessage, ChatType
-from bot.intake import StoredMessage
+from bot.intake import BatchEnd, StoredMessage
 from bot.roster import Roster
 from bot.store.db import session_factory
 from bot.store.models import Question as QuestionRow
@@ -64,8 +64,14 @@ class Ingest:
                 question_engine=self.engine,
                 sla_calendar_of=questions.build_calendar_of(self.cfg),
                 sla_detector=self.cfg.detector.detector(),
-                sla_sent={},
                 clock=self.clock,
+            )
+            await questions.flush_batch(  # what the intake does at the end of every batch
+                BatchEnd(1),
+                session=session,
+                question_engine=self.engine,
+                sla_calendar_of=questions.build_calendar_of(self.cfg),
+                sla_sent={},
             )
             await session.commit()
         return msg.message_id
