@@ -113,6 +113,9 @@ class Intake:
             asyncio.Queue(2)
         )
         self._tasks: list[asyncio.Task[None]] = []
+        # SQLite has one writer: the next batch's insert and this batch's handler writes would
+        # only fight over its lock (busy-wait sleeps), so there the two stages run in turn.
+        self._pipelined = engine.dialect.name != "sqlite"
         self._pending = 0  # events put and not yet handled
         self._idle = asyncio.Event()
         self._idle.set()
@@ -152,13 +155,16 @@ class Intake:
     async def _run_handlers(self) -> None:
         while True:
             batch, stored = await self._stored.get()
-            try:
-                await self._handle(batch, stored)
-            finally:
-                self._pending -= len(batch)
-                if self._pending <= 0:
-                    self._pending = 0
-                    self._idle.set()
+            await self._finish(batch, stored)
+
+    async def _finish(self, batch: list[tuple[InboundEvent, float]], stored: Stored) -> None:
+        try:
+            await self._handle(batch, stored)
+        finally:
+            self._pending -= len(batch)
+            if self._pending <= 0:
+                self._pending = 0
+                self._idle.set()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -184,7 +190,10 @@ class Intake:
 
     async def _process_with_retry(self, batch: list[tuple[InboundEvent, float]]) -> None:
         stored = await self._store(batch)
-        await self._stored.put((batch, stored))
+        if self._pipelined:
+            await self._stored.put((batch, stored))
+        else:
+            await self._finish(batch, stored)
 
     async def _store(self, batch: Sequence[tuple[InboundEvent, float]]) -> Stored:
         """Write ``batch``, retrying outages; isolate and drop rows the database refuses."""
