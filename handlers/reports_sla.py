@@ -11,9 +11,12 @@ columns, lenient = the first response). Two ways to the same numbers:
 * **Rollups** (``bot/store/sla_rollup.py``): the per-day sums of the range, read per dimension,
   hold every question *as of +inf*. Questions whose facts still change after ``as_of``
   (``settle_at > as_of``: unanswered and younger than 48 h, answered or resolved after as_of,
-  opened after it) are fetched once; their +inf share is taken out and their state at ``as_of``
-  put in (``_at_as_of``, the SQL definitions in Python). So any ``as_of``, past or present, gives
-  the exact counts; tests check both ways agree.
+  opened after it) are copied once into a temporary table (``sla_moving``, dropped at the end);
+  per dimension, one SQL pass over it adds their counters at ``as_of`` and takes out their +inf
+  share (the same exact SQL at an ``as_of`` of +inf), and histogram corrections are counted per
+  bucket in SQL (``sla_rollup.bucket_sql`` is ``frt_bucket`` to the bit). So any ``as_of``, past
+  or present, gives the exact counts; tests check both ways agree. The rollup rows are read and
+  unpacked on a second connection meanwhile, only the histograms a view shows.
 
 Percentiles (FRT p50/p90, resolution p50) are ``PERCENTILE_CONT`` (linear interpolation at
 ``(n-1)·q``): exact from SQL; to the bucket when rollups contribute (1 s below 2 min, 5 s below
@@ -33,20 +36,41 @@ Views (``ReportRequest.view``): ``summary``, ``operators`` (credit and accountab
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import dataclasses
 import itertools
+import json
 import math
+import typing
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from sqlalchemy import and_, case, false, func, literal, not_, or_, select, true
+from sqlalchemy import (
+    Column,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    column,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    table,
+    text,
+    true,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.config import AppConfig
@@ -94,9 +118,9 @@ def _bpos_as_of(cfg: AppConfig, as_of: datetime) -> tuple[float, Any]:
     return base, case(*whens, else_=literal(base)) if whens else literal(base)
 
 
-def _cols(req: ReportRequest, bpos: Any) -> _Cols:
+def _cols(req: ReportRequest, bpos: Any, as_of: datetime | None = None) -> _Cols:
     business = req.basis == "business"
-    as_of = req.as_of.astimezone(UTC)
+    as_of = (as_of or req.as_of).astimezone(UTC)
     strict_frt = Q.c.strict_frt_business_s if business else Q.c.strict_frt_calendar_s
     lenient_frt = Q.c.frt_business_s if business else Q.c.frt_calendar_s
     resp_at = Q.c.strict_first_response_at if req.strict else Q.c.first_response_at
@@ -134,110 +158,73 @@ class _Plan:
     bpos_base: float
     as_of_epoch: float
     day_starts: dict[str, tuple[float, float]]  # range day → (UNIX s, business position)
-    moving: tuple[_Moving, ...] = ()
+    inf: _Cols  # the same columns as of +inf (the rollups' view of every question)
+    moving_n: int = 0  # questions with settle_at > as_of (rollup mode corrects for them)
+    # Rollup rows read ahead on a second connection, by (dim, histograms) (see ``build``).
+    ahead: asyncio.Task[dict[_ReadKey, _Read]] | None = None
+
+
+_Read = list[tuple[str, str, roll.Sums]]
+_ReadKey = tuple[str, tuple[str, ...]]  # (rollup dim, histograms read)
 
 
 # Below this many questions in the range, every number comes exactly from SQL.
 EXACT_LIMIT = 20_000
 # Above this many moving questions per question of the range, plain SQL is cheaper than rollups.
 MOVING_SHARE = 2.0
+# The moving questions of one report, copied once into a temporary table: every correction
+# query then scans a few thousand narrow-ish rows instead of probing the question table again.
+_MOVING_TABLE = "sla_moving"
+# The columns the correction queries read (a column missing here fails loudly in _on_moving).
+_MOVING_COLUMNS = (*roll.ROW_COLUMNS, "platform", "opened_at", "settle_at")
+MOVING = table(_MOVING_TABLE, *(column(n, Q.c[n].type) for n in _MOVING_COLUMNS))
 
 
-@dataclass(frozen=True, slots=True)
-class _Moving:
-    """A question whose facts still change after as_of (``settle_at > as_of``).
+def _on_moving(stmt: Any) -> Any:
+    """``stmt`` with the question table (and its columns) replaced by the moving copy."""
+    opts: dict[str, Any] = {}
 
-    Its share of the rollups (``inf``, as of +inf) is taken out and its state at as_of
-    (``now``) put in, computed here in Python from one fetch (the same definitions as the SQL).
-    """
+    def swap(element: Any, **_kw: Any) -> Any:
+        if element is Q:
+            return MOVING
+        if isinstance(element, Column) and element.table is Q:
+            return MOVING.c[element.name]
+        return None
 
-    row: dict[str, Any]
-    in_range: bool
-    inf: roll.Raw | None
-    inf_responder: str | None
-    inf_unanswered: bool  # eligible and unanswered as of +inf (in the rollups' backlog)
-    now: _AtAsOf | None  # None: opened after as_of
-    inf_packed: int  # packed counters of ``inf`` and ``now`` (subtract / add per key)
-    now_packed: int
-    buckets: tuple[int, int, int]  # histogram buckets of now's FRT, lower bound, resolution
-
-
-@dataclass(frozen=True, slots=True)
-class _AtAsOf:
-    counts: dict[str, float]
-    frt: float | None  # observed FRT
-    lower_bound: float | None  # censored: waited so far
-    res: float | None
-    band: str | None  # backlog band when unanswered at as_of
-    responder: str | None  # credited when answered by as_of
-
-
-def _at_as_of(row: dict[str, Any], plan: _Plan, bpos: float) -> _AtAsOf:
-    """One question's sums at as_of: ``_exact_counts``/``_exact_values``/``_backlog`` in Python."""
-    g = row.get
-    as_of = plan.c.as_of
-    business = plan.req.basis == "business"
-    pre = "strict_" if plan.req.strict else ""
-    suffix = "business_s" if business else "calendar_s"
-    resp_at = g(f"{pre}first_response_at")
-    answered = resp_at is not None and resp_at <= as_of
-    frt = g(f"{pre}frt_{suffix}")
-    due = g("frt_due_at") if business else g("frt_due_calendar_at")
-    overdue = due is not None and due <= as_of
-    status = g("status")
-    k: dict[str, float] = {
-        "n_cohort": 1,
-        "n_dismissed": int(status == "dismissed"),
-        "n_withdrawn": int(status == "withdrawn"),
-    }
-    if status in ("dismissed", "withdrawn") or g("bot_resolved"):
-        return _AtAsOf(k, None, None, None, None, None)
-    target = float(g("frt_target_s") or 0.0)
-    age = plan.as_of_epoch - float(g("opened_epoch") or 0.0)
-    elapsed = bpos - float(g("opened_bepoch") or 0.0) if business else age
-    k["n_eligible"] = 1
-    for tag, p in (("s", "strict_"), ("l", "")):
-        at, f = g(f"{p}first_response_at"), g(f"{p}frt_{suffix}")
-        done = at is not None and at <= as_of
-        k[f"att_{tag}_num"] = int(done and f is not None and f <= target + _EPS)
-        k[f"att_{tag}_den"] = int(done or overdue)
-    backlog_due = g("backlog_due_at")
-    within48 = answered and backlog_due is not None and resp_at <= backlog_due
-    k["a48_num"] = int(within48)
-    k["a48_den"] = int(within48 or (backlog_due is not None and backlog_due <= as_of))
-    resolved_at = g("resolved_at")
-    k["resolved"] = int(resolved_at is not None and resolved_at <= as_of)
-    res = g(f"resolution_{suffix}") if k["resolved"] else None
-    if g("holding") and g("followup_breached") is not None:
-        k["fu_den"] = 1
-        k["fu_num"] = int(bool(g("followup_breached")))
-    k["three_den"] = int(answered or elapsed >= THREE_MIN_S - _EPS)
-    observed = lower = band = None
-    if answered:
-        k["n_answered"] = 1
-        if frt is not None:
-            k["frt_sum"] = float(frt)
-            k["three_num"] = int(frt <= THREE_MIN_S + _EPS)
-            observed = float(frt)
-        else:
-            lower = max(0.0, elapsed)
-    else:
-        k["n_overdue"] = int(overdue)
-        if overdue:
-            lower = max(0.0, elapsed)
-        band = _band(age)
-    responder = g(f"{pre}first_responder_id") if answered else None
-    return _AtAsOf(k, observed, lower, None if res is None else float(res), band, responder)
-
-
-def _now_buckets(now: _AtAsOf | None) -> tuple[int, int, int]:
-    if now is None:
-        return (-1, -1, -1)
-    return (
-        roll.frt_bucket(now.frt) if now.frt is not None else -1,
-        roll.frt_bucket(now.lower_bound) if now.lower_bound is not None else -1,
-        roll.frt_bucket(now.res) if now.res is not None else -1,
+    return visitors.replacement_traverse(
+        typing.cast(visitors.ExternallyTraversible, stmt), opts, swap
     )
+
+
+async def _copy_moving(conn: AsyncConnection, as_of: datetime) -> None:
+    await conn.execute(text(f"DROP TABLE IF EXISTS {_MOVING_TABLE}"))
+    await conn.execute(
+        text(
+            f"CREATE TEMPORARY TABLE {_MOVING_TABLE} AS "
+            f"SELECT {', '.join(_MOVING_COLUMNS)} FROM question WHERE settle_at > :as_of"
+        ).bindparams(bindparam("as_of", as_of, type_=Q.c.settle_at.type))
+    )
+
+
+async def _drop_moving(conn: AsyncConnection) -> None:
+    # PostgreSQL drops it with the transaction's rollback when the connection goes back to the
+    # pool (and a DROP after a failed statement would hide the error); SQLite keeps it.
+    if conn.dialect.name == "sqlite":
+        await conn.execute(text(f"DROP TABLE IF EXISTS {_MOVING_TABLE}"))
+
+
+async def _rows(conn: AsyncConnection, plan: _Plan, stmt: Any) -> Sequence[Any]:
+    """Rows of ``stmt``; in rollup mode read from the moving copy (none: nothing moves)."""
+    if not plan.rollups:
+        return (await conn.execute(stmt)).all()
+    if not plan.moving_n:
+        return ()
+    return (await conn.execute(_on_moving(stmt))).all()
+
+
+# "+inf" for the rollups' view: every due time has passed, every stored fact has happened.
+_INF = datetime(2999, 1, 1, tzinfo=UTC)
+_INF_BPOS = 1e15
 
 
 def _band(age: float) -> str:
@@ -256,7 +243,8 @@ async def _plan(conn: AsyncConnection, cfg: AppConfig, req: ReportRequest) -> _P
     tz = ZoneInfo(cfg.bot.timezone)
     axis = roll.axis_of(cfg.calendar.calendar(cfg.bot.timezone))
     starts = {d: roll.day_positions(d, tz, axis) for d in days}
-    plan = _Plan(req, c, variant, days, False, bpos_base, c.as_of.timestamp(), starts)
+    inf = _cols(req, literal(_INF_BPOS), _INF)
+    plan = _Plan(req, c, variant, days, False, bpos_base, c.as_of.timestamp(), starts, inf)
     if req.filters.get("group"):
         return plan
     in_range = await roll.questions_in(conn, days[0], days[-1])
@@ -267,41 +255,7 @@ async def _plan(conn: AsyncConnection, cfg: AppConfig, req: ReportRequest) -> _P
     ).scalar_one()
     if moving_n > in_range * MOVING_SHARE:
         return plan  # an as_of far in the past: most facts still move, SQL is cheaper
-    calendar_of = cfg.calendar.calendar_of(cfg.bot.timezone)
-    positions: dict[str, float] = {}
-    names = (*roll.ROW_COLUMNS, "platform", "opened_at")
-    cols = [Q.c[name] for name in names]
-    moving = []
-    for r in (await conn.execute(select(*cols).where(Q.c.settle_at > c.as_of))).all():
-        row = dict(zip(names, r, strict=True))
-        day = str(row["local_date"])
-        inside = days[0] <= day <= days[-1]
-        if inside:
-            inf, inf_responder = roll.contribution_for(row, variant, starts[day])
-        else:
-            inf, inf_responder = None, None
-        now = None
-        if row["opened_at"] <= c.as_of:
-            chat = f"{row['platform']}:{row['chat_id']}"
-            if chat not in positions:
-                positions[chat] = roll.axis_of(calendar_of(chat)).position(c.as_of)
-            now = _at_as_of(row, plan, positions[chat])
-        resp = row.get("strict_first_response_at" if req.strict else "first_response_at")
-        eligible = row["status"] not in ("dismissed", "withdrawn") and not row["bot_resolved"]
-        moving.append(
-            _Moving(
-                row,
-                inside,
-                inf,
-                inf_responder,
-                eligible and resp is None,
-                now,
-                roll.pack_counts(inf[0]) if inf is not None else 0,
-                roll.pack_counts(now.counts) if now is not None and inside else 0,
-                _now_buckets(now),
-            )
-        )
-    return dataclasses.replace(plan, rollups=True, moving=tuple(moving))
+    return dataclasses.replace(plan, rollups=True, moving_n=int(moving_n))
 
 
 def _range(req: ReportRequest, *, indexed: bool = True) -> list[Any]:
@@ -321,6 +275,9 @@ class _Dim:
     owners: bool = False  # join each owner (outer: "" for none)
     answered_only: bool = False  # credit: only questions answered in the view
     backlog: bool = True
+    # The rollup histograms the view shows percentiles of (others are left empty).
+    hist: tuple[str, ...] = ("frt", "res", "cens")
+    counters: tuple[str, ...] = ()  # the counters the view shows (empty: all)
 
 
 @dataclass(slots=True)
@@ -336,7 +293,8 @@ class _Acc:
     packed_frt: int = 0
     packed_res: int = 0
     packed_cens: int = 0  # 24 hourly slots per range day, day i shifted by i * 24 fields
-    # Shares of moving questions to take out of the packed sums (kept unpacked: cheap).
+    # Bucket corrections of moving questions (negative = add): their +inf share out, their
+    # state at as_of in (rollups are bucketed anyway).
     sub_frt: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     sub_res: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     sub_cens: dict[int, int] = field(default_factory=lambda: defaultdict(int))
@@ -355,9 +313,15 @@ def _owner_source(conn: AsyncConnection) -> Any:
     return fn(Q.c.owner_ids).table_valued("value").alias("owner")
 
 
-def _source(conn: AsyncConnection, dim: _Dim, plan: _Plan) -> tuple[Any, Any, list[Any]]:
+def _source(
+    conn: AsyncConnection, dim: _Dim, plan: _Plan, c: _Cols | None = None
+) -> tuple[Any, Any, list[Any]]:
     """(FROM clause, key expression, extra WHERE) of a dimension's exact query."""
-    extra: list[Any] = [plan.c.answered] if dim.answered_only else []
+    extra: list[Any] = [(c or plan.c).answered] if dim.answered_only else []
+    if dim.owners and plan.rollups:
+        # Grouped by the owner list, spread to each owner in Python (``_keys``): half the rows
+        # of a join with every owner, and no JSON table function.
+        return Q, cast(Q.c.owner_ids, String), extra
     if dim.owners:
         owners = _owner_source(conn)
         return Q.outerjoin(owners, true()), func.coalesce(owners.c.value, ""), extra
@@ -368,20 +332,46 @@ def _source(conn: AsyncConnection, dim: _Dim, plan: _Plan) -> tuple[Any, Any, li
     return Q, dim.key.concat("") if plan.rollups else dim.key, extra
 
 
-def _exact_where(plan: _Plan) -> list[Any]:
-    where: list[Any] = [*_range(plan.req, indexed=not plan.rollups), Q.c.opened_at <= plan.c.as_of]
+def _keys(dim: _Dim, plan: _Plan, k: Any) -> list[str]:
+    """The keys a result row's ``k`` counts under (an owner list: each owner, "" for none)."""
+    if dim.owners and plan.rollups:
+        owners = json.loads(k) if k else []
+        return [str(o) for o in dict.fromkeys(owners or ())] or [""]
+    return [str(k)]
+
+
+def _accs(accs: dict[str, _Acc], dim: _Dim, plan: _Plan, k: Any) -> list[_Acc]:
+    return [_acc(accs, key) for key in _keys(dim, plan, k)]
+
+
+def _moving(plan: _Plan) -> Any:
+    return Q.c.settle_at > plan.c.as_of
+
+
+def _exact_where(plan: _Plan, *, inf: bool = False) -> list[Any]:
+    """The questions an exact query reads: the range by as_of; with rollups the moving ones.
+
+    ``inf``: the moving questions' +inf share (what the rollups hold), opened by as_of or not.
+    """
+    where: list[Any] = [*_range(plan.req, indexed=not plan.rollups)]
+    if not inf:
+        # ``opened_epoch`` rather than ``opened_at``: keeps the planner off the opened_at index.
+        where.append(Q.c.opened_epoch <= plan.as_of_epoch)
     if plan.rollups:
-        where.append(Q.c.settle_at > plan.c.as_of)
+        where.append(_moving(plan))
     if plan.req.filters.get("group"):
         where.append(Q.c.chat_id == plan.req.filters["group"])
     return where
 
 
-async def _exact_counts(
-    conn: AsyncConnection, plan: _Plan, dim: _Dim, accs: dict[str, _Acc]
-) -> None:
-    c = plan.c
-    e = c.eligible
+def _counter_cols(
+    c: _Cols, gate: Any, *, frt_value: Any, prefix: str = "", only: tuple[str, ...] = ()
+) -> list[Any]:
+    """SUM columns of the counters (``only`` those, if given) at ``c.as_of`` where ``gate``."""
+    e = and_(gate, c.eligible)
+
+    def n(cond: Any) -> Any:
+        return _n(and_(gate, cond))
 
     def attained(at: Any, frt: Any) -> ColumnElement[bool]:
         return and_(e, at.isnot(None), at <= c.as_of, frt <= Q.c.frt_target_s + _EPS)
@@ -390,45 +380,114 @@ async def _exact_counts(
         return and_(e, or_(and_(at.isnot(None), at <= c.as_of), c.due <= c.as_of))
 
     within48 = and_(e, c.answered, c.resp_at <= Q.c.backlog_due_at)
+    cols = {
+        "n_cohort": _n(gate),
+        "n_dismissed": n(Q.c.status == "dismissed"),
+        "n_withdrawn": n(Q.c.status == "withdrawn"),
+        "n_eligible": n(e),
+        "n_answered": n(and_(e, c.answered)),
+        "n_overdue": n(and_(e, not_(c.answered), c.due <= c.as_of)),
+        "frt_sum": func.sum(case((and_(e, c.answered), frt_value), else_=0)),
+        "att_s_num": n(attained(c.strict_at, c.strict_frt)),
+        "att_s_den": n(att_den(c.strict_at)),
+        "att_l_num": n(attained(c.lenient_at, c.lenient_frt)),
+        "att_l_den": n(att_den(c.lenient_at)),
+        "a48_num": n(within48),
+        "a48_den": n(or_(within48, and_(e, Q.c.backlog_due_at <= c.as_of))),
+        "resolved": n(and_(e, Q.c.resolved_at <= c.as_of)),
+        "fu_num": n(and_(e, Q.c.holding == true(), Q.c.followup_breached == true())),
+        "fu_den": n(and_(e, Q.c.holding == true(), Q.c.followup_breached.isnot(None))),
+        "three_num": n(and_(e, c.answered, c.frt <= THREE_MIN_S + _EPS)),
+        "three_den": n(and_(e, or_(c.answered, c.elapsed >= THREE_MIN_S - _EPS))),
+    }
+    return [expr.label(prefix + name) for name, expr in cols.items() if not only or name in only]
+
+
+async def _exact_counts(
+    conn: AsyncConnection, plan: _Plan, dim: _Dim, accs: dict[str, _Acc]
+) -> None:
+    """Counters per key at as_of.
+
+    With rollups, one pass over the moving questions gives both their state at as_of (added)
+    and their +inf share held by the rollups (subtracted, FRT sums in whole milliseconds as the
+    rollups hold them).
+    """
     src, key, extra = _source(conn, dim, plan)
+    if not plan.rollups:
+        cols = _counter_cols(plan.c, true(), frt_value=plan.c.frt, only=dim.counters)
+        stmt = select(key.label("k"), *cols).select_from(src)
+        stmt = stmt.where(*_exact_where(plan), *extra).group_by(key)
+        for r in await _rows(conn, plan, stmt):
+            for acc in _accs(accs, dim, plan, r.k):
+                for name, value in r._mapping.items():
+                    if name != "k" and value:
+                        acc.counts[name] += float(value) if name == "frt_sum" else int(value)
+        return
+    inf = plan.inf
+    _, _, inf_extra = _source(conn, dim, plan, inf)
+    now_gate = and_(Q.c.opened_epoch <= plan.as_of_epoch, *extra)
+    inf_gate = and_(true(), *inf_extra)
     cols = [
-        key.label("k"),
-        func.count().label("n_cohort"),
-        _n(Q.c.status == "dismissed").label("n_dismissed"),
-        _n(Q.c.status == "withdrawn").label("n_withdrawn"),
-        _n(e).label("n_eligible"),
-        _n(and_(e, c.answered)).label("n_answered"),
-        _n(and_(e, not_(c.answered), c.due <= c.as_of)).label("n_overdue"),
-        func.sum(case((and_(e, c.answered), c.frt), else_=0.0)).label("frt_sum"),
-        _n(attained(c.strict_at, c.strict_frt)).label("att_s_num"),
-        _n(att_den(c.strict_at)).label("att_s_den"),
-        _n(attained(c.lenient_at, c.lenient_frt)).label("att_l_num"),
-        _n(att_den(c.lenient_at)).label("att_l_den"),
-        _n(within48).label("a48_num"),
-        _n(or_(within48, and_(e, Q.c.backlog_due_at <= c.as_of))).label("a48_den"),
-        _n(and_(e, Q.c.resolved_at <= c.as_of)).label("resolved"),
-        _n(and_(e, Q.c.holding == true(), Q.c.followup_breached == true())).label("fu_num"),
-        _n(and_(e, Q.c.holding == true(), Q.c.followup_breached.isnot(None))).label("fu_den"),
-        _n(and_(e, c.answered, c.frt <= THREE_MIN_S + _EPS)).label("three_num"),
-        _n(and_(e, or_(c.answered, c.elapsed >= THREE_MIN_S - _EPS))).label("three_den"),
+        *_counter_cols(plan.c, now_gate, frt_value=plan.c.frt, prefix="now_", only=dim.counters),
+        *_counter_cols(
+            inf, inf_gate, frt_value=roll.ms_sql(inf.frt, conn.dialect.name), only=dim.counters
+        ),
     ]
-    stmt = select(*cols).select_from(src).where(*_exact_where(plan), *extra).group_by(key)
-    for r in (await conn.execute(stmt)).all():
-        acc = _acc(accs, str(r.k))
-        for name, value in r._mapping.items():
-            if name != "k" and value:
-                acc.counts[name] += float(value) if name == "frt_sum" else int(value)
+    stmt = select(key.label("k"), *cols).select_from(src)
+    stmt = stmt.where(*_exact_where(plan, inf=True), *inf_extra).group_by(key)
+    for r in await _rows(conn, plan, stmt):
+        values = [(n, v) for n, v in r._mapping.items() if n != "k" and v]
+        for acc in _accs(accs, dim, plan, r.k):
+            for name, value in values:
+                if name.startswith("now_"):
+                    now = name.removeprefix("now_")
+                    acc.counts[now] += float(value) if now == "frt_sum" else int(value)
+                else:
+                    acc.counts[name] -= int(value) / 1000 if name == "frt_sum" else int(value)
 
 
 async def _exact_values(
     conn: AsyncConnection, plan: _Plan, dim: _Dim, accs: dict[str, _Acc]
 ) -> None:
-    """Raw FRTs (censored ones with their lower bound) and resolution times, per key."""
+    """Raw FRTs (censored ones with their lower bound) and resolution times, per key.
+
+    With rollups (the moving questions at as_of) they are counted per bucket in SQL.
+    """
     c = plan.c
     src, key, extra = _source(conn, dim, plan)
     pop = and_(c.eligible, or_(c.answered, c.due <= c.as_of))
+    business = plan.req.basis == "business"
+    res_col = Q.c.resolution_business_s if business else Q.c.resolution_calendar_s
+    res_where = [c.eligible, Q.c.resolved_at <= c.as_of, res_col.isnot(None), *extra]
+    value = case((c.answered, c.frt), else_=None)
+    lower = case((c.elapsed > 0, c.elapsed), else_=0.0)
+    if plan.rollups:
+        d = conn.dialect.name
+        for kind, v, where in (
+            ("obs", roll.bucket_sql(value, d), [pop, value.isnot(None), *extra]),
+            ("cens", roll.bucket_sql(lower, d), [pop, value.is_(None), *extra]),
+            ("res", roll.bucket_sql(res_col, d), res_where),
+        ):
+            if kind != "obs" and kind not in dim.hist:
+                continue  # a percentile the view does not show
+            stmt = (
+                select(key.label("k"), v.label("b"), func.count().label("n"))
+                .select_from(src)
+                .where(*_exact_where(plan), *where)
+                .group_by(key, v)
+            )
+            for r in await _rows(conn, plan, stmt):
+                b, n = int(r.b), int(r.n)
+                for acc in _accs(accs, dim, plan, r.k):
+                    if kind == "obs":
+                        acc.sub_frt[b] -= n
+                    elif kind == "cens":
+                        acc.cens_buckets[b] += n
+                    else:
+                        acc.sub_res[b] -= n
+        return
     stmt = (
-        select(key.label("k"), case((c.answered, c.frt), else_=None).label("v"), c.elapsed)
+        select(key.label("k"), value.label("v"), c.elapsed)
         .select_from(src)
         .where(*_exact_where(plan), pop, *extra)
     )
@@ -438,30 +497,75 @@ async def _exact_values(
             acc.obs[float(r.v)] += 1
         else:
             acc.cens[max(0.0, float(r[2]))] += 1
-    business = plan.req.basis == "business"
-    res_col = Q.c.resolution_business_s if business else Q.c.resolution_calendar_s
     rstmt = (
         select(key.label("k"), res_col.label("v"))
         .select_from(src)
-        .where(
-            *_exact_where(plan),
-            c.eligible,
-            Q.c.resolved_at <= c.as_of,
-            res_col.isnot(None),
-            *extra,
-        )
+        .where(*_exact_where(plan), *res_where)
     )
     for r in (await conn.execute(rstmt)).all():
         _acc(accs, str(r.k)).res[float(r.v)] += 1
 
 
+async def _inf_values(
+    conn: AsyncConnection, plan: _Plan, dim: _Dim, accs: dict[str, _Acc]
+) -> None:
+    """The moving questions' +inf histogram shares (what the rollups hold), per bucket in SQL."""
+    c, d = plan.inf, conn.dialect.name
+    src, key, extra = _source(conn, dim, plan, c)
+    business = plan.req.basis == "business"
+    res_col = Q.c.resolution_business_s if business else Q.c.resolution_calendar_s
+    where = [*_exact_where(plan, inf=True), c.eligible, *extra]
+    for kind, v, cond in (
+        ("frt", roll.bucket_sql(c.frt, d), [c.answered, c.frt.isnot(None)]),
+        ("res", roll.bucket_sql(res_col, d), [Q.c.resolved_at.isnot(None), res_col.isnot(None)]),
+    ):
+        if kind not in dim.hist:
+            continue
+        stmt = (
+            select(key.label("k"), v.label("b"), func.count().label("n"))
+            .select_from(src)
+            .where(*where, *cond)
+            .group_by(key, v)
+        )
+        for r in await _rows(conn, plan, stmt):
+            for acc in _accs(accs, dim, plan, r.k):
+                (acc.sub_frt if kind == "frt" else acc.sub_res)[int(r.b)] += int(r.n)
+    if dim.answered_only or "cens" not in dim.hist:
+        return  # credited questions are answered: none censored
+    # Censored as of +inf: the opened hour of the day, on the rollups' (tenant) axis.
+    index = {day: i for i, day in enumerate(plan.range_days)}
+    pos = 1 if business else 0
+    start = case(
+        *((Q.c.local_date == day, literal(s[pos])) for day, s in plan.day_starts.items()),
+        else_=literal(0.0),
+    )
+    opened = Q.c.opened_bepoch if business else Q.c.opened_epoch
+    offset = opened - start
+    hour = case((offset < 0, 0), else_=roll.floor_sql(offset / literal(3600.0), d))
+    stmt = (
+        select(key.label("k"), Q.c.local_date, hour.label("h"), func.count().label("n"))
+        .select_from(src)
+        .where(*where, c.resp_at.is_(None), c.due.isnot(None))
+        .group_by(key, Q.c.local_date, hour)
+    )
+    for r in await _rows(conn, plan, stmt):
+        slot = min(roll.HOURS - 1, max(0, int(r.h)))
+        for acc in _accs(accs, dim, plan, r.k):
+            acc.sub_cens[roll.HOURS * index[str(r.local_date)] + slot] += int(r.n)
+
+
 async def _rollup_part(
     conn: AsyncConnection, plan: _Plan, dim: _Dim, accs: dict[str, _Acc]
 ) -> None:
+    """Rollups of the range, corrected in SQL for the questions still moving at as_of."""
     index = {d: i for i, d in enumerate(plan.range_days)}
-    for day, key, (counts, frt, res, cens) in await roll.read(
-        conn, variant=plan.variant, dim=dim.rollup, days=plan.range_days
-    ):
+    ahead = (await plan.ahead).get((dim.rollup, dim.hist)) if plan.ahead is not None else None
+    rows = ahead
+    if rows is None:
+        rows = await roll.read(
+            conn, variant=plan.variant, dim=dim.rollup, days=plan.range_days, parts=dim.hist
+        )
+    for day, key, (counts, frt, res, cens) in rows:
         acc = accs.get(day if dim.by_date else key)
         if acc is None:
             acc = accs[day if dim.by_date else key] = _Acc()
@@ -470,34 +574,12 @@ async def _rollup_part(
         acc.packed_res += res
         if cens:
             acc.packed_cens += cens << (32 * roll.HOURS * index[day])
-    for m in plan.moving:
-        day = str(m.row["local_date"])
-        if m.inf is not None:
-            _, frt, res, cens = m.inf
-            for key in roll.dim_keys(m.row, dim.rollup, m.inf_responder):
-                acc = _acc(accs, day if dim.by_date else key)
-                acc.packed_counts -= m.inf_packed
-                if frt >= 0:
-                    acc.sub_frt[frt] += 1
-                if res >= 0:
-                    acc.sub_res[res] += 1
-                if cens >= 0:
-                    acc.sub_cens[roll.HOURS * index[day] + cens] += 1
-        now = m.now
-        if now is None or not m.in_range:
-            continue
-        if dim.answered_only and now.responder is None:
-            continue
-        for key in roll.dim_keys(m.row, dim.rollup, now.responder):
-            acc = _acc(accs, day if dim.by_date else key)
-            acc.packed_counts += m.now_packed
-            # Rollups are bucketed anyway: add the state at as_of as buckets (negative "sub").
-            if now.frt is not None:
-                acc.sub_frt[m.buckets[0]] -= 1
-            if now.lower_bound is not None:
-                acc.cens_buckets[m.buckets[1]] += 1
-            if now.res is not None:
-                acc.sub_res[m.buckets[2]] -= 1
+    if not plan.moving_n:
+        return
+    await _exact_counts(conn, plan, dim, accs)
+    if dim.hist:
+        await _exact_values(conn, plan, dim, accs)
+        await _inf_values(conn, plan, dim, accs)
 
 
 def _censored_bounds(plan: _Plan) -> list[float]:
@@ -516,7 +598,7 @@ async def _backlog(conn: AsyncConnection, plan: _Plan, dim: _Dim, accs: dict[str
     """Unanswered eligible questions at as_of, whatever their date, by calendar-age band.
 
     With rollups: questions settled by as_of and unanswered are all older than 48 h (the
-    rollups' ``unanswered`` minus the unsettled ones'); unsettled ones are banded exactly.
+    rollups' ``unanswered`` minus the moving ones'); moving ones are banded exactly in SQL.
     """
     c = plan.c
     keep = set(plan.range_days) if dim.by_date else None
@@ -526,20 +608,23 @@ async def _backlog(conn: AsyncConnection, plan: _Plan, dim: _Dim, accs: dict[str
         if n and (keep is None or k in keep):
             _acc(accs, k).backlog[label] += n
 
+    moving: list[Any] = []
     if plan.rollups:
         for k, n in (
             await roll.unanswered(conn, variant=plan.variant, dim=dim.rollup, by_date=dim.by_date)
         ).items():
             add(k, _OLDEST_BAND, n)
-        for m in plan.moving:
-            day = str(m.row["local_date"])
-            for k in roll.dim_keys(m.row, dim.rollup, None):
-                key_k = day if dim.by_date else k
-                if m.inf_unanswered:
-                    add(key_k, _OLDEST_BAND, -1)
-                if m.now is not None and m.now.band is not None:
-                    add(key_k, m.now.band, 1)
-        return
+        moving = [_moving(plan)]
+        inf = plan.inf
+        stmt = (
+            select(key.label("k"), func.count().label("n"))
+            .select_from(src)
+            .where(*moving, inf.eligible, inf.resp_at.is_(None))
+            .group_by(key)
+        )
+        for r in await _rows(conn, plan, stmt):
+            for k in _keys(dim, plan, r.k):
+                add(k, _OLDEST_BAND, -int(r.n))
     cols: list[Any] = [key.label("k")]
     lower = 0.0
     for label, upper in BACKLOG_BANDS:
@@ -550,17 +635,19 @@ async def _backlog(conn: AsyncConnection, plan: _Plan, dim: _Dim, accs: dict[str
         select(*cols)
         .select_from(src)
         .where(
+            *moving,
             c.eligible,
-            Q.c.opened_at <= c.as_of,
+            Q.c.opened_epoch <= plan.as_of_epoch if plan.rollups else Q.c.opened_at <= c.as_of,
             or_(c.resp_at.is_(None), c.resp_at > c.as_of),
         )
         .group_by(key)
     )
     if plan.req.filters.get("group"):
         stmt = stmt.where(Q.c.chat_id == plan.req.filters["group"])
-    for r in (await conn.execute(stmt)).all():
-        for label, _ in BACKLOG_BANDS:
-            add(str(r.k), label, int(r._mapping[label] or 0))
+    for r in await _rows(conn, plan, stmt):
+        for k in _keys(dim, plan, r.k):
+            for label, _ in BACKLOG_BANDS:
+                add(k, label, int(r._mapping[label] or 0))
 
 
 async def _keyed(conn: AsyncConnection, plan: _Plan, dim: _Dim) -> dict[str, dict[str, Any]]:
@@ -569,11 +656,12 @@ async def _keyed(conn: AsyncConnection, plan: _Plan, dim: _Dim) -> dict[str, dic
         await _rollup_part(conn, plan, dim, accs)
     else:
         await _exact_counts(conn, plan, dim, accs)
-        await _exact_values(conn, plan, dim, accs)
+        if dim.hist:
+            await _exact_values(conn, plan, dim, accs)
     if dim.backlog:
         await _backlog(conn, plan, dim, accs)
     bounds = _censored_bounds(plan) if plan.rollups else None
-    out = {k: _metrics(acc, bounds) for k, acc in accs.items()}
+    out = {k: _metrics(acc, bounds, dim.counters) for k, acc in accs.items()}
     # Keys whose rollup share was all taken out (e.g. opened after as_of) have nothing left.
     return {k: m for k, m in out.items() if m["questions"] or m["backlog_now"]}
 
@@ -655,13 +743,20 @@ def _rate(num: Any, den: Any) -> float | None:
     return round(int(num) / int(den), 4) if den else None
 
 
-def _metrics(acc: _Acc, bounds: list[float] | None = None) -> dict[str, Any]:
-    """One key's row; ``bounds`` (rollup mode) = censored lower bounds per range-day hour."""
+def _metrics(
+    acc: _Acc, bounds: list[float] | None = None, only: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """One key's row; ``bounds`` (rollup mode) = censored lower bounds per range-day hour.
+
+    ``only``: the counters computed (others read 0, never half-corrected rollup sums).
+    """
     bucketed = bounds is not None
     k = dict(acc.counts)
     rolled = roll.unpack_counts(acc.packed_counts) if acc.packed_counts else {}
     for name, amount in rolled.items():
         k[name] += amount
+    if only:
+        k = {name: v if name in only else 0 for name, v in k.items()}
     observed = _values(bucketed, acc.packed_frt, acc.obs, acc.sub_frt)
     n_cens = int(k["n_overdue"])  # every overdue unanswered question is censored
     answered = int(k["n_answered"])
@@ -765,7 +860,7 @@ def _notes(plan: _Plan) -> tuple[str, ...]:
     view = "strict (links with confidence >= 0.8)" if req.strict else "lenient (every link)"
     if plan.rollups:
         source = (
-            f"per-day rollups, with {len(plan.moving)} question(s) still moving at as_of "
+            f"per-day rollups, with {plan.moving_n} question(s) still moving at as_of "
             "recomputed exactly"
         )
     else:
@@ -791,7 +886,34 @@ def _notes(plan: _Plan) -> tuple[str, ...]:
 _SUMMARY = _Dim("day")
 _DAILY = _Dim("day", by_date=True, key=Q.c.local_date)
 _GROUPS = _Dim("group", key=Q.c.chat_id)
-_OWNERS = _Dim("owner", owners=True)
+_CREDIT_COUNTERS = (
+    "n_cohort",
+    "n_answered",
+    "n_overdue",
+    "three_num",
+    "three_den",
+    "att_s_num",
+    "att_s_den",
+    "att_l_num",
+    "att_l_den",
+    "fu_num",
+    "fu_den",
+)
+# The operator table shows no owned percentile and only these owned counters.
+_OWNERS = _Dim(
+    "owner",
+    owners=True,
+    hist=(),
+    counters=(
+        "n_cohort",
+        "att_s_num",
+        "att_s_den",
+        "att_l_num",
+        "att_l_den",
+        "a48_num",
+        "a48_den",
+    ),
+)
 
 
 async def build(db: AsyncEngine, cfg: AppConfig, req: ReportRequest) -> list[ReportTable]:
@@ -805,31 +927,85 @@ async def build(db: AsyncEngine, cfg: AppConfig, req: ReportRequest) -> list[Rep
     async with db.connect() as conn:
         plan = await _plan(conn, cfg, req)
         notes = _notes(plan)
-        for view in views:
-            if view == "summary":
-                row = (await _keyed(conn, plan, _SUMMARY)).get("") or _metrics(_Acc())
-                tables.append(ReportTable("SLA summary", METRIC_COLUMNS, (row,), notes))
-            elif view == "groups":
-                data = await _keyed(conn, plan, _GROUPS)
-                rows = tuple({"group": g, **m} for g, m in sorted(data.items()))
-                tables.append(
-                    ReportTable("SLA per group", ("group", *METRIC_COLUMNS), rows, notes)
-                )
-            elif view == "daily":
-                data = await _keyed(conn, plan, _DAILY)
-                rows = tuple({"date": d, **m} for d, m in sorted(data.items()))
-                tables.append(ReportTable("SLA per day", ("date", *METRIC_COLUMNS), rows, notes))
-            else:
-                rows = await _operators(conn, plan, operator)
-                tables.append(ReportTable("SLA per operator", OPERATOR_COLUMNS, rows, notes))
+        if plan.rollups:
+            # Reading and unpacking the rollups (Python) overlaps the moving questions' SQL.
+            wanted = sorted({(d.rollup, d.hist) for v in views for d in _view_dims(plan, v)})
+            plan = dataclasses.replace(plan, ahead=asyncio.ensure_future(_read(db, plan, wanted)))
+        try:
+            if plan.rollups and plan.moving_n:
+                await _copy_moving(conn, plan.c.as_of)
+            await _views(conn, plan, views, notes, operator, tables)
+        finally:
+            if plan.ahead is not None:
+                plan.ahead.cancel()
+                await asyncio.gather(plan.ahead, return_exceptions=True)
+            if plan.rollups and plan.moving_n:
+                await _drop_moving(conn)
     return tables
+
+
+async def _read(db: AsyncEngine, plan: _Plan, wanted: Sequence[_ReadKey]) -> dict[_ReadKey, _Read]:
+    out = {}
+    async with db.connect() as conn:
+        for dim, parts in wanted:
+            out[(dim, parts)] = await roll.read(
+                conn, variant=plan.variant, dim=dim, days=plan.range_days, parts=parts
+            )
+    return out
+
+
+def _view_dims(plan: _Plan, view: str) -> tuple[_Dim, ...]:
+    if view == "summary":
+        return (_SUMMARY,)
+    if view == "groups":
+        return (_GROUPS,)
+    if view == "daily":
+        return (_DAILY,)
+    return (_credit_dim(plan), _OWNERS)
+
+
+def _credit_dim(plan: _Plan) -> _Dim:
+    # Credited questions are answered (nothing censored); no resolution percentile is shown.
+    return _Dim(
+        "credit",
+        key=plan.c.responder,
+        answered_only=True,
+        backlog=False,
+        hist=("frt",),
+        counters=_CREDIT_COUNTERS,
+    )
+
+
+async def _views(
+    conn: AsyncConnection,
+    plan: _Plan,
+    views: Sequence[str],
+    notes: tuple[str, ...],
+    operator: str | None,
+    tables: list[ReportTable],
+) -> None:
+    """Append the requested views' tables to ``tables``."""
+    for view in views:
+        if view == "summary":
+            row = (await _keyed(conn, plan, _SUMMARY)).get("") or _metrics(_Acc())
+            tables.append(ReportTable("SLA summary", METRIC_COLUMNS, (row,), notes))
+        elif view == "groups":
+            data = await _keyed(conn, plan, _GROUPS)
+            rows = tuple({"group": g, **m} for g, m in sorted(data.items()))
+            tables.append(ReportTable("SLA per group", ("group", *METRIC_COLUMNS), rows, notes))
+        elif view == "daily":
+            data = await _keyed(conn, plan, _DAILY)
+            rows = tuple({"date": d, **m} for d, m in sorted(data.items()))
+            tables.append(ReportTable("SLA per day", ("date", *METRIC_COLUMNS), rows, notes))
+        else:
+            rows = await _operators(conn, plan, operator)
+            tables.append(ReportTable("SLA per operator", OPERATOR_COLUMNS, rows, notes))
 
 
 async def _operators(
     conn: AsyncConnection, plan: _Plan, only: str | None
 ) -> tuple[dict[str, Any], ...]:
-    credit_dim = _Dim("credit", key=plan.c.responder, answered_only=True, backlog=False)
-    credit = await _keyed(conn, plan, credit_dim)
+    credit = await _keyed(conn, plan, _credit_dim(plan))
     owned = await _keyed(conn, plan, _OWNERS)
     total = sum(m["answered"] for m in credit.values())
     rows = []

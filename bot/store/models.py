@@ -164,7 +164,10 @@ class Question(SQLModel, table=True):
         Index("ix_question_opened", "opened_at"),
         Index("ix_question_day", "local_date"),
         Index("ix_question_chat_status", "platform", "chat_id", "status"),
-        Index("ix_question_status", "status"),
+        # Status lookups, and the open breaches (count and list, most overdue first) as an
+        # index range; bot_resolved makes the count covering.
+        Index("ix_question_status_due", "status", "frt_due_at", "bot_resolved"),
+        Index("ix_question_status_due_cal", "status", "frt_due_calendar_at", "bot_resolved"),
         Index("ix_question_responder", "first_responder_id", "opened_at"),
         Index("ix_question_settle", "settle_at"),
     )

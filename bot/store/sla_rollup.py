@@ -44,6 +44,7 @@ business-time axis (groups with their own calendar are approximated on the tenan
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -51,8 +52,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy import Integer, case, cast, delete, func, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from bot.store.models import Question as QuestionRow
 from bot.store.models import SlaRollup, SlaRollupDay
@@ -136,15 +138,45 @@ _EDGES = ((120.0, 1.0), (600.0, 5.0), (3600.0, 30.0), (14400.0, 300.0), (172800.
 
 
 def frt_bucket(seconds: float) -> int:
-    """Bucket index of a duration (see the module docstring for widths)."""
+    """Bucket index of a duration (see the module docstring for widths).
+
+    ``floor((s - lower) / width)``: the same IEEE operations as ``bucket_sql``, so a bucket
+    computed in SQL always equals the one the rollup stored.
+    """
     s = max(0.0, seconds + _EPS)
     base, lower = 0, 0.0
     for upper, width in _EDGES:
         if s < upper:
-            return base + int((s - lower) // width)
+            return base + math.floor((s - lower) / width)
         base += int((upper - lower) // width)
         lower = upper
     return base  # 48 h and more
+
+
+def floor_sql(x: Any, dialect: str) -> Any:
+    """``floor(x)`` as an integer for ``x >= 0`` (SQLite's CAST truncates, PostgreSQL's rounds)."""
+    return cast(func.floor(x), Integer) if dialect == "postgresql" else cast(x, Integer)
+
+
+def bucket_sql(seconds: Any, dialect: str) -> ColumnElement[Any]:
+    """``frt_bucket`` in SQL (NULL in, NULL out)."""
+    s = seconds + literal(_EPS)
+    whens: list[Any] = []
+    base, lower = 0, 0.0
+    for upper, width in _EDGES:
+        whens.append((s < upper, base + floor_sql((s - literal(lower)) / literal(width), dialect)))
+        base += int((upper - lower) // width)
+        lower = upper
+    return case((s < 0, 0), *whens, else_=base)
+
+
+def ms(seconds: float) -> int:
+    """Milliseconds as the rollups store them (half up; ``ms_sql`` rounds the same way)."""
+    return math.floor(seconds * 1000 + 0.5)
+
+
+def ms_sql(seconds: Any, dialect: str) -> Any:
+    return floor_sql(seconds * literal(1000.0) + literal(0.5), dialect)
 
 
 def _floors() -> tuple[float, ...]:
@@ -177,7 +209,7 @@ def pack_counts(values: Mapping[str, float]) -> int:
     out = 0
     for name, v in values.items():
         if v:
-            out += int(round(v * 1000) if name == "frt_sum" else v) << _SHIFT[name]
+            out += (ms(v) if name == "frt_sum" else int(v)) << _SHIFT[name]
     return out
 
 
@@ -375,7 +407,7 @@ def _raw_contribution(
                 offset = float(g("opened_bepoch") or 0.0) - day_pos
             else:
                 offset = float(g("opened_epoch") or 0.0) - day_pos
-            slot = min(HOURS - 1, max(0, int(offset // 3600)))
+            slot = min(HOURS - 1, max(0, math.floor(offset / 3600.0)))
             x = slot
     return (k, f, r, x), responder if answered else None
 
@@ -395,15 +427,6 @@ def dim_keys(row: Mapping[str, Any], dim: str, responder: str | None) -> list[st
     if dim == "credit":
         return [responder] if responder is not None else []
     return list(dict.fromkeys(row.get("owner_ids") or ())) or [""]
-
-
-def contribution_for(
-    row: Mapping[str, Any], variant: str, positions: tuple[float, float]
-) -> tuple[Raw, str | None]:
-    """One variant's unpacked sums of ``row`` and its credited responder."""
-    basis, _, view = variant.partition("/")
-    pos = positions[1] if basis == "business" else positions[0]
-    return _raw_contribution(row, basis, view == "strict", pos)
 
 
 def raw_contributions(
@@ -687,23 +710,36 @@ async def day_states(conn: AsyncConnection) -> dict[str, datetime]:
 
 
 async def read(
-    conn: AsyncConnection, *, variant: str, dim: str, days: Sequence[str]
+    conn: AsyncConnection,
+    *,
+    variant: str,
+    dim: str,
+    days: Sequence[str],
+    parts: Sequence[str] = ("frt", "res", "cens"),
 ) -> list[tuple[str, str, Sums]]:
-    """(local_date, key, sums) of ``dim`` rows for ``days``."""
+    """(local_date, key, sums) of ``dim`` rows for ``days``.
+
+    ``parts``: the histograms to read (others read as 0): what is not needed is neither read
+    nor decompressed.
+    """
     if not days:
         return []
     c = ROLL.c
-    stmt = select(c.local_date, c.key, c.counts, c.frt, c.res, c.cens).where(
+    names = [p for p in ("frt", "res", "cens") if p in parts]
+    stmt = select(c.local_date, c.key, c.counts, *(c[p] for p in names)).where(
         c.variant == variant, c.dim == dim, c.local_date.in_(list(days))
     )
-    return [
-        (
-            str(r.local_date),
-            str(r.key),
-            (from_bytes(r.counts), from_bytes(r.frt), from_bytes(r.res), from_bytes(r.cens)),
+    out = []
+    for r in (await conn.execute(stmt)).all():
+        got = dict(zip(names, r[3:], strict=True))
+        sums = (
+            from_bytes(r[2]),
+            from_bytes(got.get("frt")),
+            from_bytes(got.get("res")),
+            from_bytes(got.get("cens")),
         )
-        for r in (await conn.execute(stmt)).all()
-    ]
+        out.append((str(r[0]), str(r[1]), sums))
+    return out
 
 
 async def unanswered(

@@ -6,6 +6,10 @@ or guide sees a slice (questions their team owned or answered): those figures co
 ``sop.metrics`` over the slice's rows, the pure definitions the builder's SQL is tested against.
 SOP compliance always goes through ``sop.compliance`` over ``bot.store.tasks.task_records``, as
 the ``sop`` report does.
+
+Speed on a large store: the tenant-wide backlog bands come from the rollups plus the questions
+still moving (no scan of the question table); open breaches are an index range on
+(status, due). ``PageCache`` lets the overview and operator pages reuse their figures briefly.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bot.config import AppConfig
 from bot.reports import ReportBuilder, ReportRequest
+from bot.store import sla_rollup as roll
 from bot.store.models import Message
 from bot.store.questions import E, Q, R
 from bot.store.tasks import task_records
@@ -130,22 +135,50 @@ def _summary_row(s: SlaSummary, backlog_now: int) -> dict[str, Any]:
 # -- overview --------------------------------------------------------------------------------
 
 
+# Above this many questions in the store, the tenant-wide backlog comes from the rollups.
+ROLLUP_BACKLOG_MIN = 20_000
+
+
 async def backlog_bands(
     conn: AsyncConnection, principal: Principal, as_of: datetime, strict: bool
 ) -> dict[str, int]:
-    """Eligible questions unanswered at as_of (any date), by calendar-age band (in SQL)."""
+    """Eligible questions unanswered at as_of (any date), by calendar-age band (in SQL).
+
+    Tenant-wide on a large store, without scanning every question: a question settled by
+    as_of (``settle_at``) and unanswered is unanswered for good and older than 48 h, so the
+    rollups' ``unanswered`` (minus the moving questions' share) is the oldest band, and only
+    the moving questions (``settle_at > as_of``, an index range) are banded row by row.
+    """
     resp_at = Q.c.strict_first_response_at if strict else Q.c.first_response_at
     age = literal(as_of.timestamp()) - Q.c.opened_epoch
-    cols, lower = [], 0.0
+    cols, conds, lower = [], [], 0.0
     for label, upper in BACKLOG_BANDS:
         cond = age >= lower if math.isinf(upper) else and_(age >= lower, age < upper)
+        conds.append(cond)
         cols.append(func.sum(case((cond, 1), else_=0)).label(label))
         lower = upper
-    stmt = select(*cols).where(
-        _ELIGIBLE, Q.c.opened_at <= as_of, or_(resp_at.is_(None), resp_at > as_of)
+    unanswered_now = or_(resp_at.is_(None), resp_at > as_of)
+    rolled = principal.team is None and (
+        await roll.questions_in(conn, "0000-00-00", "9999-99-99") > ROLLUP_BACKLOG_MIN
     )
-    row = (await conn.execute(_where(stmt, principal))).one()
-    return {label: int(row._mapping[label] or 0) for label, _ in BACKLOG_BANDS}
+    if not rolled:
+        stmt = select(*cols).where(_ELIGIBLE, Q.c.opened_at <= as_of, unanswered_now)
+        row = (await conn.execute(_where(stmt, principal))).one()
+        return {label: int(row._mapping[label] or 0) for label, _ in BACKLOG_BANDS}
+    moving = Q.c.settle_at > as_of
+    # One pass over the moving questions: their bands at as_of, and how many of them the
+    # rollups count as unanswered (eligible, no response at all in the view).
+    opened = Q.c.opened_epoch <= as_of.timestamp()  # not opened_at: stay on the settle_at index
+    bands = [func.sum(case((and_(opened, unanswered_now, cond), 1), else_=0)) for cond in conds]
+    stmt = select(*bands, func.sum(case((resp_at.is_(None), 1), else_=0))).where(moving, _ELIGIBLE)
+    row = (await conn.execute(stmt)).one()
+    out = {label: int(row[i] or 0) for i, (label, _) in enumerate(BACKLOG_BANDS)}
+    still_moving = int(row[len(BACKLOG_BANDS)] or 0)
+    variant = roll.variant_name("business", strict)  # unanswered does not depend on the basis
+    by_day = await roll.unanswered(conn, variant=variant, dim="day", by_date=False)
+    settled = sum(by_day.values())
+    out[BACKLOG_BANDS[-1][0]] += settled - still_moving
+    return out
 
 
 async def open_breach_count(
@@ -437,3 +470,51 @@ def sop_tables(
             for k, s in sorted(compliance.by_day(records, as_of).items())
         ],
     }
+
+
+# -- short-lived page data cache -------------------------------------------------------------
+
+# How long computed page figures may be reused (per scope, page and period) when nothing
+# visible was written meanwhile. 0 turns the cache off.
+CACHE_SECONDS = 30.0
+_CACHE_ENTRIES = 256
+
+
+async def store_version(conn: AsyncConnection) -> tuple[int, int, int]:
+    """Changes whenever a question is opened, answered or audited (three primary-key maxima).
+
+    Writes that touch none of them (e.g. a recalled response, a follow-up flag) are caught
+    by ``CACHE_SECONDS`` instead: cached figures are never older than that.
+    """
+    stmt = select(
+        select(func.max(Q.c.id)).scalar_subquery(),
+        select(func.max(R.c.id)).scalar_subquery(),
+        select(func.max(E.c.id)).scalar_subquery(),
+    )
+    row = (await conn.execute(stmt)).one()
+    return (int(row[0] or 0), int(row[1] or 0), int(row[2] or 0))
+
+
+class PageCache:
+    """Computed page figures keyed by (page, scope, period, store version, as_of // TTL)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[Any, ...], Any] = {}
+
+    def key(self, *parts: Any, as_of: datetime) -> tuple[Any, ...] | None:
+        if CACHE_SECONDS <= 0:
+            return None
+        return (*parts, math.floor(as_of.timestamp() / CACHE_SECONDS))
+
+    def get(self, key: tuple[Any, ...] | None) -> Any:
+        return None if key is None else self._entries.get(key)
+
+    def put(self, key: tuple[Any, ...] | None, value: Any) -> None:
+        if key is None:
+            return
+        if len(self._entries) >= _CACHE_ENTRIES:
+            self._entries.clear()  # old time buckets are dead anyway
+        self._entries[key] = value
+
+    def clear(self) -> None:
+        self._entries.clear()

@@ -1,4 +1,9 @@
-"""Dashboard pages, actions and exports. Every route but ``/login`` goes through ``guard``."""
+"""Dashboard pages, actions and exports. Every route but ``/login`` goes through ``guard``.
+
+The overview and the operator table reuse their computed figures for up to
+``data.CACHE_SECONDS`` (per scope and period) while the store version (newest question,
+response and audit row) is unchanged; the dashboard's own actions clear the cache.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import asyncio
 import hmac
 import logging
 import secrets
+import weakref
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -82,6 +88,32 @@ def labels(lang: str) -> dict[str, str]:
 def _sla_build(request: web.Request) -> ReportBuilder:
     build: ReportBuilder = request.app[DISPATCHER].deps["sla_report"]
     return build
+
+
+# Per application (tests run many apps in one process): the app, weakly, and its cache.
+_CACHES: dict[int, tuple[weakref.ref[web.Application], data.PageCache]] = {}
+
+
+def _cache(app: web.Application) -> data.PageCache:
+    found = _CACHES.get(id(app))
+    if found is not None and found[0]() is app:
+        return found[1]
+    for k in [k for k, (ref, _) in _CACHES.items() if ref() is None]:
+        del _CACHES[k]
+    cache = data.PageCache()
+    _CACHES[id(app)] = (weakref.ref(app), cache)
+    return cache
+
+
+async def _cache_key(
+    request: web.Request, page: str, principal: Principal, req: ReportRequest
+) -> tuple[Any, ...] | None:
+    if data.CACHE_SECONDS <= 0:
+        return None
+    async with request.app[ENGINE].connect() as conn:
+        version = await data.store_version(conn)
+    period = (req.start, req.end, req.basis, req.strict)
+    return _cache(request.app).key(page, principal.team, period, version, as_of=req.as_of)
 
 
 def _principal(request: web.Request) -> Principal:
@@ -161,12 +193,24 @@ async def overview(request: web.Request) -> web.Response:
     cfg, principal = request.app[CONFIG], _principal(request)
     req = report_request(request, default_days=1)
     engine = request.app[ENGINE]
-    summary = await data.sla_summary(engine, cfg, principal, req, _sla_build(request))
-    async with engine.connect() as conn:
-        breaches = await data.open_breach_count(conn, principal, req.as_of, req.basis)
-        bands = await data.backlog_bands(conn, principal, req.as_of, req.strict)
-        records = await data.sop_records(conn, principal, req.start, req.end)
-    sop = compliance.summarize(records, req.as_of)
+    key = await _cache_key(request, "overview", principal, req)
+    cached = _cache(request.app).get(key)
+    if cached is None:
+
+        async def others() -> tuple[int, dict[str, int], list[compliance.TaskRecord]]:
+            async with engine.connect() as conn:
+                breaches = await data.open_breach_count(conn, principal, req.as_of, req.basis)
+                bands = await data.backlog_bands(conn, principal, req.as_of, req.strict)
+                records = await data.sop_records(conn, principal, req.start, req.end)
+            return breaches, bands, records
+
+        # Two connections at once: the database works on both while Python waits.
+        summary, (breaches, bands, records) = await asyncio.gather(
+            data.sla_summary(engine, cfg, principal, req, _sla_build(request)), others()
+        )
+        cached = (summary, breaches, bands, compliance.summarize(records, req.as_of))
+        _cache(request.app).put(key, cached)
+    summary, breaches, bands, sop = cached
     att = summary["attainment_strict"] if req.strict else summary["attainment_lenient"]
     d = cfg.digest
     kpis = [
@@ -218,7 +262,12 @@ def _sorted(rows: list[dict[str, Any]], key: str, desc: bool) -> list[dict[str, 
 async def operators(request: web.Request) -> web.Response:
     cfg, principal = request.app[CONFIG], _principal(request)
     req = report_request(request, default_days=7)
-    rows = await data.operator_rows(request.app[ENGINE], cfg, principal, req, _sla_build(request))
+    key = await _cache_key(request, "operators", principal, req)
+    rows = _cache(request.app).get(key)
+    if rows is None:
+        engine = request.app[ENGINE]
+        rows = await data.operator_rows(engine, cfg, principal, req, _sla_build(request))
+        _cache(request.app).put(key, rows)
     sort = request.query.get("sort", "name")
     if sort in OPERATOR_COLUMNS:
         rows = _sorted(rows, sort, request.query.get("dir") == "desc")
@@ -294,6 +343,7 @@ async def _apply(request: web.Request, action: Callable[[Any, str, Any], list[An
     )
     async with request.app[ENGINE].begin() as conn:
         await qstore.save_effects(conn, effects, ctx)
+    _cache(request.app).clear()
     timer = deps.get("sla_timer")
     if timer is not None:
         for e in effects:

@@ -156,3 +156,36 @@ def test_csv_cell_defuses_formulas() -> None:
     assert cell("-5") == "-5"
     assert cell(0.12345) == "0.1235"
     assert cell(None) == ""
+
+
+async def test_overview_figures_follow_new_questions_despite_the_cache(
+    tmp_path: Path, aiohttp_client: Any, db_url: str
+) -> None:
+    """A new question changes the store version: the cached overview is not served stale."""
+    from bot.keys import INTAKE
+    from tests.handlers.test_dashboard_support import msg
+
+    d = await start(tmp_path, aiohttp_client, db_url)
+    await d.login("admin")
+
+    def questions(html: str) -> str:
+        return html.split('data-kpi="questions"', 1)[1][:400]
+
+    before = questions(await (await d.client.get("/")).text())
+    assert before == questions(await (await d.client.get("/")).text())  # served from the cache
+    await d.app[INTAKE].put(msg("301", "5001", "20003", "请问几点发货？", at(10, 40)))
+    await d.app[INTAKE].drain()
+    async with d.app[ENGINE].connect() as conn:
+        assert (await data.store_version(conn))[0] >= 3
+    assert questions(await (await d.client.get("/")).text()) != before
+
+
+def test_page_cache_keys_expire_with_the_time_bucket(monkeypatch: Any) -> None:
+    """Keys carry as_of // CACHE_SECONDS; CACHE_SECONDS = 0 turns the cache off."""
+    cache = data.PageCache()
+    k1 = cache.key("overview", None, as_of=at(10, 0))
+    cache.put(k1, "figures")
+    assert cache.get(cache.key("overview", None, as_of=at(10, 0))) == "figures"
+    assert cache.get(cache.key("overview", None, as_of=at(10, 5))) is None
+    monkeypatch.setattr(data, "CACHE_SECONDS", 0)
+    assert cache.key("overview", None, as_of=at(10, 0)) is None

@@ -233,3 +233,41 @@ def test_business_axis_positions_subtract_to_business_seconds() -> None:
     a = at(10, 11, 30)
     for b in (a + timedelta(hours=3), at(13, 9, 0), datetime(2026, 4, 7, 10, tzinfo=TZ)):
         assert axis.position(b) - axis.position(a) == pytest.approx(CAL.business_seconds(a, b))
+
+
+async def test_dashboard_backlog_from_rollups_equals_the_full_scan(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The overview's backlog bands from rollups + moving questions = scanning every question."""
+    from bot.webauth import Principal
+    from handlers.dashboard import data
+
+    await _scenario(engine)
+    admin = Principal("a", "a", "admin", "", None)
+    for as_of in (*AS_OFS, at(10, 10, 3), at(12, 9, 31), at(20, 0, 0)):
+        for strict in (True, False):
+            async with engine.connect() as conn:
+                scan = await data.backlog_bands(conn, admin, as_of, strict)
+                with monkeypatch.context() as m:
+                    m.setattr(data, "ROLLUP_BACKLOG_MIN", -1)
+                    rolled = await data.backlog_bands(conn, admin, as_of, strict)
+            assert rolled == scan, (as_of, strict)
+    assert sum(scan.values()) > 0
+
+
+def test_buckets_in_sql_equal_buckets_in_python() -> None:
+    """bucket_sql (SQLite) puts every duration in the bucket frt_bucket stores it in."""
+    import sqlite3
+
+    from sqlalchemy import column
+    from sqlalchemy.dialects import sqlite
+
+    expr = sla_rollup.bucket_sql(column("v"), "sqlite")
+    sql = str(expr.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
+    values = [0.0, 0.4, 119.999999, 120 - 1e-6, 120.0, 599.9999995, 3600.0, 14399.9, 172800.0]
+    values += [i * 0.37 for i in range(0, 600_000, 97)]
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (v REAL)")
+    db.executemany("INSERT INTO t VALUES (?)", [(v,) for v in values])
+    got = [r[0] for r in db.execute(f"SELECT {sql} FROM t ORDER BY rowid")]
+    assert got == [sla_rollup.frt_bucket(v) for v in values]

@@ -228,7 +228,14 @@ def upgrade() -> None:
             "ix_question_responder", ["first_responder_id", "opened_at"], unique=False
         )
         batch_op.create_index("ix_question_settle", ["settle_at"], unique=False)
-        batch_op.create_index("ix_question_status", ["status"], unique=False)
+        batch_op.create_index(
+            "ix_question_status_due", ["status", "frt_due_at", "bot_resolved"], unique=False
+        )
+        batch_op.create_index(
+            "ix_question_status_due_cal",
+            ["status", "frt_due_calendar_at", "bot_resolved"],
+            unique=False,
+        )
 
     op.create_table(
         "response",
@@ -354,7 +361,8 @@ def downgrade() -> None:
 
     op.drop_table("response")
     with op.batch_alter_table("question", schema=None) as batch_op:
-        batch_op.drop_index("ix_question_status")
+        batch_op.drop_index("ix_question_status_due_cal")
+        batch_op.drop_index("ix_question_status_due")
         batch_op.drop_index("ix_question_settle")
         batch_op.drop_index("ix_question_responder")
         batch_op.drop_index("ix_question_opened")
