@@ -143,27 +143,23 @@ class OutboxDispatcher:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         self._concurrency = concurrency
-        self._running = False
+        self._lock = asyncio.Lock()  # one pass at a time per process
         self._again = False
 
     async def kick(self) -> None:
         """Dispatch now (e.g. right after alerts were enqueued) instead of at the next tick.
 
-        If a pass is already running in this process, it makes one more pass when it ends, so
-        rows enqueued after its last claim are not left waiting for the tick.
+        If a pass is already running in this process, it makes one more pass when it ends (so
+        rows enqueued after its last claim do not wait for the tick) and this returns at once.
         """
-        if self._running:
+        if self._lock.locked():
             self._again = True
             return
         await self.run_once()
 
     async def run_once(self) -> DispatchStats:
-        """Passes until nothing more was asked for: expire, then claim and send due rows."""
-        if self._running:
-            self._again = True
-            return DispatchStats()
-        self._running = True
-        try:
+        """A full pass that starts after this call: waits for a running pass, then runs."""
+        async with self._lock:
             stats = await self._pass()
             while self._again:
                 self._again = False
@@ -171,8 +167,6 @@ class OutboxDispatcher:
                 for f in ("claimed", "sent", "sent_late", "missed", "failed", "retried"):
                     setattr(stats, f, getattr(stats, f) + getattr(more, f))
             return stats
-        finally:
-            self._running = False
 
     async def _pass(self) -> DispatchStats:
         """One pass: expire rows past their window, then claim and send due rows in batches."""
