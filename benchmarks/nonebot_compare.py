@@ -58,6 +58,8 @@ import aiohttp
 import orjson
 import psutil
 
+from benchmarks.ingest import TEXTS as INGEST_TEXTS
+
 TOKEN = "bench-token"
 SELF_ID = 10000
 STAFF_ID = 20001  # the supervisor who sends /count
@@ -69,18 +71,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LAG_LIMIT_S = 1.0
 SEND_RATE_FLOOR = 0.95
 
-CUSTOMER_TEXTS = (
-    "请问这款奶粉几段适合八个月宝宝？",
-    "今天的活动什么时候开始",
-    "好的谢谢",
-    "我的订单显示已发货但是物流三天没动了 订单号 2026112300123",
-    "[图片]",
-    "有没有小样可以试用呀",
-    "哈哈哈哈 宝宝今天第一次叫妈妈了",
-    "How long does shipping to Shanghai take?",
-    "收到",
-    "这个颜色还有M码吗？",
-)
+# The same customer texts as the ingest benchmark, so the two measure the same traffic.
+CUSTOMER_TEXTS = INGEST_TEXTS
 STAFF_TEXTS = ("您好，已为您查询，明天发货", "稍等，我查一下", "活动今晚八点开始哦")
 
 
