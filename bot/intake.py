@@ -288,11 +288,9 @@ class Intake:
         for _, received in batch:
             self._metrics.intake_commit_latency.observe(now - received)
         self._metrics.messages_stored.inc(len(inserted))
-        self._metrics.messages_duplicate.inc(
-            len(rows)
-            - len(inserted)
-            + (sum(1 for e, _ in batch if isinstance(e, ChatMessage)) - len(rows))
-        )
+        # Every message not inserted is a re-delivery (already stored, or twice in this batch).
+        messages = sum(1 for e, _ in batch if isinstance(e, ChatMessage))
+        self._metrics.messages_duplicate.inc(messages - len(inserted))
         return {positions[key][0]: (positions[key][1], row_id) for key, row_id in inserted.items()}
 
     def _row(self, msg: ChatMessage, actor: Actor) -> dict[str, Any]:

@@ -160,17 +160,15 @@ class OutboxDispatcher:
     async def run_once(self) -> DispatchStats:
         """A full pass that starts after this call: waits for a running pass, then runs."""
         async with self._lock:
-            stats = await self._pass()
+            stats = DispatchStats()
+            await self._pass(stats)
             while self._again:
                 self._again = False
-                more = await self._pass()
-                for f in ("claimed", "sent", "sent_late", "missed", "failed", "retried"):
-                    setattr(stats, f, getattr(stats, f) + getattr(more, f))
+                await self._pass(stats)
             return stats
 
-    async def _pass(self) -> DispatchStats:
+    async def _pass(self, stats: DispatchStats) -> None:
         """One pass: expire rows past their window, then claim and send due rows in batches."""
-        stats = DispatchStats()
         stats.missed += await self._expire()
         while True:
             rows = await self._claim()
@@ -180,7 +178,6 @@ class OutboxDispatcher:
             await self._send_batch(rows, stats)
             if len(rows) < self._batch_size:
                 break
-        return stats
 
     async def _send_batch(self, rows: list[OutboxRow], stats: DispatchStats) -> None:
         """Send a claimed batch: recipients in parallel, each recipient's rows in due order.

@@ -237,9 +237,8 @@ def _upsert_statement(conn: AsyncConnection, columns: Iterable[str]) -> Any:
     set_["detect_score"] = case(
         (ex.detector_reason != "", ex.detect_score), else_=Q.c.detect_score
     )
-    return ins.on_conflict_do_update(index_elements=["public_id"], set_=set_).returning(
-        Q.c.id, Q.c.public_id
-    )
+    # The whole row comes back: it is the "after" state the rollups need, no second read.
+    return ins.on_conflict_do_update(index_elements=["public_id"], set_=set_).returning(*Q.c)
 
 
 async def save_batch(
@@ -274,7 +273,8 @@ async def save_batch(
         row["alert_levels_sent"] = []
         rows.append(row)
     result = await conn.execute(_upsert_statement(conn, rows[0].keys()), rows)
-    ids = {r.public_id: int(r.id) for r in result.all()}
+    after = {r.public_id: dict(r._mapping) for r in result.all()}
+    ids = {qid: int(row["id"]) for qid, row in after.items()}
 
     events: list[dict[str, Any]] = []
     responses: list[dict[str, Any]] = []
@@ -324,7 +324,6 @@ async def save_batch(
     await conn.execute(E.insert(), events)
     if responses:
         await _insert_responses(conn, responses)
-    after = await _rows_by_public_id(conn, order)
     changes = [(before.get(qid), after[qid]) for qid in order if qid in after]
     calendar_of = effects[0][1].calendar_of
     await sla_rollup.apply_changes(conn, changes, calendar_of=calendar_of, tz=effects[0][1].tz)
