@@ -5,17 +5,20 @@ which levels are due (quiet hours already moved them to the next opening), and
 ``sop.alerts.build_alert_messages`` batches them into one message per staff recipient, oldest
 question first. Each message goes to the outbox keyed by its recipient and the (question, level)
 pairs it covers, and the levels are recorded on the questions in the same transaction, so a level
-is sent at most once per question even across restarts. Recipients are operator ids only;
-customer groups and askers are never recipients. When the app provides ``outbox_kick`` (the
-outbox dispatcher's ``run_once``), enqueued alerts are dispatched at once rather than on the
-outbox's next tick.
+is sent at most once per question even across restarts. The due questions are first re-read from
+the store under their row locks (``FOR UPDATE`` on PostgreSQL): with several processes on one
+database every process holds the questions live at its start, and the store says whether one was
+answered elsewhere or its level already alerted by another process. Recipients are operator
+ids only; customer groups and askers are never recipients. When the app provides
+``outbox_kick`` (the outbox dispatcher's ``run_once``), enqueued alerts are dispatched at once
+rather than on the outbox's next tick.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -83,6 +86,7 @@ class AlertService:
         roster: Roster,
         calendar_of: Callable[[str], BusinessCalendar],
         sent: dict[str, set[str]],
+        dirty: Collection[str] = (),
         on_enqueued: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._cfg = cfg
@@ -93,6 +97,7 @@ class AlertService:
         self._alert_roster = alert_roster(cfg, roster)
         self._calendar_of = calendar_of
         self._sent = sent
+        self._dirty = dirty
         self.timer: DueTimer | None = None
 
     def arm(self, q: Question) -> None:
@@ -117,46 +122,55 @@ class AlertService:
 
     async def _fire(self, keys: list[str], now: datetime) -> None:
         engine = self._engine
-        flagged = engine.flag_followup_breaches(now)
-        due: list[DueAlert] = []
-        live: dict[str, Question] = {}
-        for qid in keys:
-            q = engine.get(qid)
-            if q is None or not q.is_live:
-                continue
-            live[qid] = q
-            due += ready_alerts(
-                q, engine.policy_for(q), self._calendar_of(q.chat), now, self._sent.get(qid, ())
-            )
-        messages = [
-            m
-            for m in build_alert_messages(
-                due,
-                live,
-                self._alert_roster,
-                calendar_of=self._calendar_of,
-                now=now,
-                lang=self._cfg.bot.language,
-            )
-            if self._roster.operator(m.recipient_id) is not None
-        ]
-        levels: dict[str, set[str]] = {}
-        for alert in due:
-            levels.setdefault(alert.question_id, set()).add(alert.level)
-        window = timedelta(seconds=self._cfg.sla.alert_window)
-        items = [
-            OutboxItem(
-                key=outbox_key(m),
-                kind="alert",
-                recipient_id=m.recipient_id,
-                text=m.text,
-                due_at=now,
-                window_end=now + window,
-                extra={"questions": sorted({q for q, _ in m.sent_levels})},
-            )
-            for m in messages
-        ]
         async with self._db.begin() as conn:
+            # The store decides, under the questions' row locks: with several processes on one
+            # database, another may have answered a question or alerted a level already.
+            stored = await store.refresh(conn, engine, keys, keep=self._dirty)
+            for qid, s in stored.items():
+                self._sent.setdefault(qid, set()).update(s.alert_levels_sent)
+            flagged = engine.flag_followup_breaches(now, keys)
+            due: list[DueAlert] = []
+            live: dict[str, Question] = {}
+            for qid in keys:
+                q = engine.get(qid)
+                if q is None or not q.is_live:
+                    continue
+                live[qid] = q
+                due += ready_alerts(
+                    q,
+                    engine.policy_for(q),
+                    self._calendar_of(q.chat),
+                    now,
+                    self._sent.get(qid, ()),
+                )
+            messages = [
+                m
+                for m in build_alert_messages(
+                    due,
+                    live,
+                    self._alert_roster,
+                    calendar_of=self._calendar_of,
+                    now=now,
+                    lang=self._cfg.bot.language,
+                )
+                if self._roster.operator(m.recipient_id) is not None
+            ]
+            levels: dict[str, set[str]] = {}
+            for alert in due:
+                levels.setdefault(alert.question_id, set()).add(alert.level)
+            window = timedelta(seconds=self._cfg.sla.alert_window)
+            items = [
+                OutboxItem(
+                    key=outbox_key(m),
+                    kind="alert",
+                    recipient_id=m.recipient_id,
+                    text=m.text,
+                    due_at=now,
+                    window_end=now + window,
+                    extra={"questions": sorted({q for q, _ in m.sent_levels})},
+                )
+                for m in messages
+            ]
             if flagged:
                 ctx = store.RowContext(
                     policy_of=engine.policy_for,
@@ -173,6 +187,8 @@ class AlertService:
             q = engine.get(qid)
             if q is not None:
                 self.arm(q)
+            else:
+                self._sent.pop(qid, None)  # closed (here or in another process): forgotten
         if items:
             log.info("alerts enqueued: %d messages for %d questions", len(items), len(levels))
             if self._on_enqueued is not None:
@@ -201,6 +217,7 @@ async def context(app: web.Application) -> AsyncIterator[None]:
         roster=app[ROSTER],
         calendar_of=deps["sla_calendar_of"],
         sent=deps["sla_sent"],
+        dirty=deps["sla_dirty"],
         on_enqueued=kick,
     )
     timer = DueTimer(app[CLOCK], service.fire, name="sla-alerts")

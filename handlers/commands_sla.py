@@ -130,8 +130,18 @@ async def _apply(ctx: CommandContext, effects: list[Effect]) -> None:
             timer.cancel(e.question.id)
 
 
-def _find(engine: QuestionEngine, qid: str) -> str | None:
+async def _find(ctx: CommandContext, qid: str) -> str | None:
+    """The live question with this id, as the store has it now (another process may hold its
+    chat and have answered it since this process loaded it)."""
+    engine: QuestionEngine = ctx.dep("question_engine")
     qid = qid.strip().upper()
+    keep = ctx.deps.get("sla_dirty", ())
+    session = ctx.deps.get("session")
+    if session is not None:
+        await store.refresh(await session.connection(), engine, [qid], keep=keep)
+    else:
+        async with ctx.dep("engine").begin() as conn:
+            await store.refresh(conn, engine, [qid], keep=keep, lock=False)
     q = engine.get(qid)
     return q.id if q is not None and q.is_live else None
 
@@ -141,7 +151,7 @@ async def _resolve(ctx: CommandContext) -> str:
     if not ctx.args:
         return t["usage_resolve"]
     engine: QuestionEngine = ctx.dep("question_engine")
-    qid = _find(engine, ctx.args[0])
+    qid = await _find(ctx, ctx.args[0])
     if qid is None:
         return t["unknown"].format(id=ctx.args[0][:20])
     effects = engine.resolve(qid, by=ctx.operator.id, at=ctx.dep("clock").now(), method="command")
@@ -154,7 +164,7 @@ async def _dismiss(ctx: CommandContext) -> str:
     if len(ctx.args) < 2:
         return t["usage_dismiss"]
     engine: QuestionEngine = ctx.dep("question_engine")
-    qid = _find(engine, ctx.args[0])
+    qid = await _find(ctx, ctx.args[0])
     if qid is None:
         return t["unknown"].format(id=ctx.args[0][:20])
     reason = " ".join(ctx.args[1:])[:200]

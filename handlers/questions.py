@@ -8,7 +8,8 @@ batch) and each touched question's alert timer is re-armed.
 
 ``context`` (in ``handlers.CONTEXTS``) builds the engine from config, reloads live questions from
 the store and provides ``question_engine``, ``sla_calendar_of``, ``sla_sent`` (level keys already
-alerted, per question) and ``sla_rows`` (how rows are derived) to handlers, ticks and commands.
+alerted, per question), ``sla_dirty`` (questions whose effects are not committed yet: newer in
+memory than in the store) and ``sla_rows`` (how rows are derived) to handlers, ticks and commands.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -102,6 +104,7 @@ async def on_message(
     question_engine: QuestionEngine,
     sla_calendar_of: Callable[[str], BusinessCalendar],
     sla_detector: DetectorConfig,
+    sla_dirty: set[str],
     clock: Clock,
 ) -> None:
     msg, actor = event.msg, event.actor
@@ -169,7 +172,7 @@ async def on_message(
                 reply_to_msg_id=msg.reply_to_message_id,
                 mention_user_ids=mentions,
             )
-    await _persist(effects, session, engine, sla_calendar_of, cfg, clock, extra)
+    await _persist(effects, session, engine, sla_calendar_of, cfg, clock, extra, sla_dirty)
 
 
 _TOUCHED = "sla_touched_effects"  # their questions' timers are re-armed when the batch ends
@@ -183,13 +186,19 @@ async def _persist(
     cfg: AppConfig,
     clock: Clock,
     extra: dict[str, Any],
+    dirty: set[str],
 ) -> None:
-    """Buffer the effects in the batch's session; ``flush_batch`` writes them all at once."""
+    """Buffer the effects in the batch's session; ``flush_batch`` writes them all at once.
+
+    Until the batch commits, these questions are newer in memory than in the store: they are
+    in ``dirty`` so that a refresh from the store (alerts, sweeps) keeps the memory copy.
+    """
     if not effects:
         return
     ctx = row_context(engine, calendar_of, cfg, clock.now(), **extra)
     store.buffer_effects(session.info, effects, ctx)
     session.info.setdefault(_TOUCHED, []).extend(effects)
+    dirty.update(e.question.id for e in effects)
 
 
 @router.on(BatchEnd)
@@ -199,12 +208,20 @@ async def flush_batch(
     question_engine: QuestionEngine,
     sla_calendar_of: Callable[[str], BusinessCalendar],
     sla_sent: dict[str, set[str]],
+    sla_dirty: set[str],
     sla_timer: DueTimer | None = None,
 ) -> None:
     """Write the batch's buffered effects (one commit with the messages), then re-arm timers."""
     touched: list[Effect] = session.info.pop(_TOUCHED, [])
     if not touched:
         return
+    ids = {e.question.id for e in touched}
+
+    def clean(_session: object) -> None:
+        sla_dirty.difference_update(ids)  # committed: the store has caught up with memory
+
+    # A failed commit leaves them dirty: memory then stays the newer copy in this process.
+    sa_event.listen(session.sync_session, "after_commit", clean, once=True)
     # A command in this batch may have flushed part of it already; write the rest.
     pending = await store.flush_pending(await session.connection(), session.info)
     log.info(
@@ -223,6 +240,7 @@ async def on_recall(
     cfg: AppConfig,
     question_engine: QuestionEngine,
     sla_calendar_of: Callable[[str], BusinessCalendar],
+    sla_dirty: set[str],
     clock: Clock,
 ) -> None:
     if event.chat_type is ChatType.GROUP:
@@ -231,7 +249,7 @@ async def on_recall(
         chat = private_key(event.platform, event.chat_id)
     by_sender = not event.operator_id or event.operator_id == event.sender_id
     effects = question_engine.on_recall(chat, event.message_id, event.at, by_sender=by_sender)
-    await _persist(effects, session, question_engine, sla_calendar_of, cfg, clock, {})
+    await _persist(effects, session, question_engine, sla_calendar_of, cfg, clock, {}, sla_dirty)
 
 
 @router.on(MemberChange, lambda e: e.kind is MemberChangeKind.GROUP_LEAVE and bool(e.chat_id))
@@ -241,6 +259,7 @@ async def on_leave(
     cfg: AppConfig,
     question_engine: QuestionEngine,
     sla_calendar_of: Callable[[str], BusinessCalendar],
+    sla_dirty: set[str],
     clock: Clock,
 ) -> None:
     effects = question_engine.on_customer_left(
@@ -248,7 +267,7 @@ async def on_leave(
         store.user_key(event.platform, event.user_id),
         event.at,
     )
-    await _persist(effects, session, question_engine, sla_calendar_of, cfg, clock, {})
+    await _persist(effects, session, question_engine, sla_calendar_of, cfg, clock, {}, sla_dirty)
 
 
 async def sweep(
@@ -258,16 +277,24 @@ async def sweep(
     question_engine: QuestionEngine,
     sla_calendar_of: Callable[[str], BusinessCalendar],
     sla_sent: dict[str, set[str]],
+    sla_dirty: set[str],
     sla_timer: DueTimer | None = None,
 ) -> int:
-    """Quiet-period resolutions and pruning of closed questions (not alerts: those are exact)."""
+    """Quiet-period resolutions and pruning of closed questions (not alerts: those are exact).
+
+    The candidates are re-read from the store under their row locks first: with several
+    processes, another one may have moved them since this process loaded them.
+    """
     now = clock.now()
-    effects = question_engine.quiet_resolve(now)
-    if effects:
+    effects: list[Effect] = []
+    candidates = question_engine.quiet_due(now)
+    if candidates:
         async with engine.begin() as conn:
-            await store.save_effects(
-                conn, effects, row_context(question_engine, sla_calendar_of, cfg, now)
-            )
+            await store.refresh(conn, question_engine, candidates, keep=sla_dirty)
+            effects = question_engine.quiet_resolve(now, candidates)
+            if effects:
+                ctx = row_context(question_engine, sla_calendar_of, cfg, now)
+                await store.save_effects(conn, effects, ctx)
         rearm(effects, question_engine, sla_timer, sla_calendar_of, sla_sent)
     for qid in question_engine.prune(now):
         sla_sent.pop(qid, None)
@@ -320,6 +347,7 @@ async def context(app: web.Application) -> AsyncIterator[None]:
         sla_calendar_of=calendar_of,
         sla_detector=cfg.detector.detector(),
         sla_sent=sent,
+        sla_dirty=set(),
         sla_timer=None,
     )
     log.info("question engine loaded %d live questions", len(stored))

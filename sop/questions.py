@@ -329,6 +329,20 @@ class QuestionEngine:
             if q.is_live or q.status is QuestionStatus.RESOLVED:
                 self._put(q)
 
+    def adopt(self, question: Question) -> None:
+        """Replace the held copy with ``question`` as stored (another process may have moved it).
+
+        Several processes can share one store; a process holds a copy of every question live at
+        its start, so before acting on a copy it did not write itself, it adopts the stored one.
+        A question that is no longer live (or recently resolved) is forgotten.
+        """
+        if question.policy_version not in self._policies:
+            raise ValueError(f"no policy loaded for version {question.policy_version}")
+        if question.id in self._q:
+            self._drop(question.id)
+        if question.is_live or question.status is QuestionStatus.RESOLVED:
+            self._put(question)
+
     def prune(self, now: datetime) -> list[str]:
         """Forget resolved questions whose reopen window has passed; returns their ids."""
         gone = [
@@ -365,9 +379,17 @@ class QuestionEngine:
     def _drop(self, qid: str) -> None:
         q = self._q.pop(qid)
         self._by_chat[q.chat].remove(qid)
+        if not self._by_chat[q.chat]:
+            del self._by_chat[q.chat]
         self._by_asker[q.asker_id].remove(qid)
-        for key, ids in list(self._by_msg.items()):
-            if qid in ids:
+        if not self._by_asker[q.asker_id]:
+            del self._by_asker[q.asker_id]
+        # Only the keys this question put in the index (not a scan of the whole index).
+        keys = [(q.chat, m) for m in (*q.message_ids, *q.bot_message_ids)]
+        keys += [(r.chat, r.message_id) for r in q.responses]
+        for key in keys:
+            ids = self._by_msg.get(key)
+            if ids is not None and qid in ids:
                 ids.remove(qid)
                 if not ids:
                     del self._by_msg[key]
@@ -375,7 +397,7 @@ class QuestionEngine:
     def _known(self, chat: str, msg_id: str | None) -> list[Question]:
         if msg_id is None:
             return []
-        return [self._q[i] for i in self._by_msg.get((chat, msg_id), [])]
+        return [self._q[i] for i in self._by_msg.get((chat, msg_id), []) if i in self._q]
 
     def _in_chat(self, chat: str, *statuses: QuestionStatus) -> list[Question]:
         qs = (self._q[i] for i in self._by_chat.get(chat, []))
@@ -870,26 +892,43 @@ class QuestionEngine:
         self._drop(q.id)
         return [QuestionDismissed(q, at, by, q.dismissed_reason or "")]
 
-    def quiet_resolve(self, now: datetime) -> list[Effect]:
+    def quiet_due(self, now: datetime) -> list[str]:
+        """Ids of answered questions whose quiet period has ended at ``now``."""
+        return [q.id for q in self.questions() if self._quiet_until(q, now) is not None]
+
+    def _quiet_until(self, q: Question, now: datetime) -> datetime | None:
+        if q.status is not QuestionStatus.ANSWERED or q.followup_pending:
+            return None
+        last = max([q.last_customer_msg_at, *(r.at for r in q.cycle_responses())])
+        due = last + timedelta(seconds=self.policy_for(q).auto_resolve_after_answer_s)
+        return due if due <= now else None
+
+    def quiet_resolve(self, now: datetime, ids: Iterable[str] | None = None) -> list[Effect]:
         """Resolve answered questions nobody spoke about for ``auto_resolve_after_answer_s``.
 
         ``resolved_at`` is the moment the quiet period ended, not ``now``, so a late sweep
-        gives the same result as a punctual one.
+        gives the same result as a punctual one. ``ids`` limits the sweep to those questions.
         """
         effects: list[Effect] = []
-        for q in self.questions():
-            if q.status is not QuestionStatus.ANSWERED or q.followup_pending:
-                continue
-            last = max([q.last_customer_msg_at, *(r.at for r in q.cycle_responses())])
-            due = last + timedelta(seconds=self.policy_for(q).auto_resolve_after_answer_s)
-            if due <= now:
+        for q in self._selected(ids):
+            due = self._quiet_until(q, now)
+            if due is not None:
                 effects.append(self._resolve(q, due, ResolvedBy.AUTO, None, "auto_quiet"))
         return effects
 
-    def flag_followup_breaches(self, now: datetime) -> list[Effect]:
-        """Flag holding replies whose follow-up is overdue at ``now`` (once each)."""
+    def _selected(self, ids: Iterable[str] | None) -> list[Question]:
+        if ids is None:
+            return self.questions()
+        picked = (self._q[i] for i in dict.fromkeys(ids) if i in self._q)
+        return sorted(picked, key=lambda q: (q.opened_at, q.id))
+
+    def flag_followup_breaches(
+        self, now: datetime, ids: Iterable[str] | None = None
+    ) -> list[Effect]:
+        """Flag holding replies whose follow-up is overdue at ``now`` (once each); ``ids``
+        limits the check to those questions."""
         effects: list[Effect] = []
-        for q in self.questions():
+        for q in self._selected(ids):
             if (
                 q.status is QuestionStatus.ANSWERED
                 and q.followup_pending

@@ -16,7 +16,8 @@ and for links a ``response`` row. Replaying an effect is harmless: upserts by ``
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+import logging
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +38,7 @@ from sop.questions import (
     Effect,
     Question,
     QuestionDismissed,
+    QuestionEngine,
     QuestionResolved,
     QuestionWithdrawn,
     ResolvedBy,
@@ -46,6 +48,8 @@ from sop.questions import (
 )
 from sop.questions import QuestionStatus as St
 from sop.timers import Calendar
+
+log = logging.getLogger("sopbot.questions.store")
 
 Q = QuestionRow.__table__  # type: ignore[attr-defined]
 R = ResponseRow.__table__  # type: ignore[attr-defined]
@@ -210,9 +214,10 @@ async def _rows_by_public_id(
     conn: AsyncConnection, public_ids: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(public_ids), 500):
-        chunk = public_ids[start : start + 500]
-        stmt = select(Q).where(Q.c.public_id.in_(chunk))
+    ordered = sorted(public_ids)  # the lock order of load_questions: no deadlock between them
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start : start + 500]
+        stmt = select(Q).where(Q.c.public_id.in_(chunk)).order_by(Q.c.public_id)
         if conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update()
         for row in (await conn.execute(stmt)).all():
@@ -237,8 +242,14 @@ def _upsert_statement(conn: AsyncConnection, columns: Iterable[str]) -> Any:
     set_["detect_score"] = case(
         (ex.detector_reason != "", ex.detect_score), else_=Q.c.detect_score
     )
+    # A dismissed or withdrawn question is closed for good: a copy of it still open in another
+    # process (several processes on one database) must not write it back to life.
+    closed = (St.DISMISSED.value, St.WITHDRAWN.value)
+    guard = or_(Q.c.status.not_in(closed), ex.status.in_(closed))
     # The whole row comes back: it is the "after" state the rollups need, no second read.
-    return ins.on_conflict_do_update(index_elements=["public_id"], set_=set_).returning(*Q.c)
+    return ins.on_conflict_do_update(
+        index_elements=["public_id"], set_=set_, where=guard
+    ).returning(*Q.c)
 
 
 async def save_batch(
@@ -275,11 +286,18 @@ async def save_batch(
     result = await conn.execute(_upsert_statement(conn, rows[0].keys()), rows)
     after = {r.public_id: dict(r._mapping) for r in result.all()}
     ids = {qid: int(row["id"]) for qid, row in after.items()}
+    if len(after) < len(order):
+        log.warning(
+            "%d question update(s) skipped: closed in the store by another process",
+            len(order) - len(after),
+        )
 
     events: list[dict[str, Any]] = []
     responses: list[dict[str, Any]] = []
     for effect, ctx in effects:
-        row_id = ids[effect.question.id]
+        row_id = ids.get(effect.question.id)
+        if row_id is None:
+            continue
         kind, actor, meta = _event_meta(effect)
         events.append(
             {
@@ -321,7 +339,8 @@ async def save_batch(
                 .where(R.c.revoked_at.is_(None))
                 .values(revoked_at=effect.at)
             )
-    await conn.execute(E.insert(), events)
+    if events:
+        await conn.execute(E.insert(), events)
     if responses:
         await _insert_responses(conn, responses)
     changes = [(before.get(qid), after[qid]) for qid in order if qid in after]
@@ -428,7 +447,31 @@ async def load_live(
             and_(Q.c.status == St.RESOLVED.value, Q.c.resolved_at >= horizon),
         )
     )
-    rows = (await conn.execute(stmt)).all()
+    return await _stored((await conn.execute(stmt)).all(), conn)
+
+
+async def load_questions(
+    conn: AsyncConnection, public_ids: Collection[str], *, lock: bool = False
+) -> dict[str, StoredQuestion]:
+    """The stored state of these questions (any status), by public id.
+
+    ``lock`` takes their row locks on PostgreSQL (``FOR UPDATE``) until the transaction ends, so
+    two processes acting on one question (an alert level, a quiet resolution) take turns and
+    the second sees what the first wrote.
+    """
+    ids = sorted(set(public_ids))  # one lock order everywhere: no deadlock between processes
+    rows: list[Any] = []
+    for start in range(0, len(ids), 500):
+        stmt = select(Q).where(Q.c.public_id.in_(ids[start : start + 500]))
+        stmt = stmt.order_by(Q.c.public_id)
+        if lock and conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        rows += (await conn.execute(stmt)).all()
+    return {s.question.id: s for s in await _stored(rows, conn)}
+
+
+async def _stored(rows: Sequence[Any], conn: AsyncConnection) -> list[StoredQuestion]:
+    """Rows plus their counted responses, as engine questions."""
     by_id: dict[int, list[Response]] = {}
     ids = [r.id for r in rows]
     for chunk in range(0, len(ids), 5000):
@@ -457,6 +500,31 @@ async def load_live(
         )
         for r in rows
     ]
+
+
+async def refresh(
+    conn: AsyncConnection,
+    engine: QuestionEngine,
+    public_ids: Collection[str],
+    *,
+    keep: Collection[str] = (),
+    lock: bool = True,
+) -> dict[str, StoredQuestion]:
+    """Bring the engine's copies of these questions up to date with the store; return them.
+
+    With several processes on one database a process's copy can be stale (another process
+    answered, resolved or dismissed the question since). ``keep``: ids whose in-memory copy is
+    newer than the store (effects not yet committed by this process), left as they are.
+    Questions the store does not have yet (opened in this process, not committed) stay too.
+    """
+    stored = await load_questions(conn, public_ids, lock=lock)
+    for qid, s in stored.items():
+        if qid in keep:
+            continue
+        held = engine.get(qid)
+        if held is None or held != s.question:
+            engine.adopt(s.question)
+    return stored
 
 
 async def mark_alerts_sent(

@@ -329,19 +329,24 @@ async def _apply(request: web.Request, action: Callable[[Any, str, Any], list[An
     detail = await _question_or_404(request)
     deps = request.app[DISPATCHER].deps
     engine = deps.get("question_engine")
-    q = engine.get(detail.row.public_id) if engine is not None else None
-    if engine is None or q is None or not q.is_live:
+    if engine is None:
         raise web.HTTPConflict(text="question is not open")
-    now = request.app[CLOCK].now()
-    effects = action(engine, detail.row.public_id, now)
-    cfg = request.app[CONFIG]
-    ctx = qstore.RowContext(
-        policy_of=engine.policy_for,
-        calendar_of=deps["sla_calendar_of"],
-        tz=ZoneInfo(cfg.bot.timezone),
-        now=now,
-    )
+    qid = detail.row.public_id
     async with request.app[ENGINE].begin() as conn:
+        # Act on the stored state under the row lock: another process may hold this
+        # question's chat and have answered or closed it since this process loaded it.
+        await qstore.refresh(conn, engine, [qid], keep=deps.get("sla_dirty", ()))
+        q = engine.get(qid)
+        if q is None or not q.is_live:
+            raise web.HTTPConflict(text="question is not open")
+        now = request.app[CLOCK].now()
+        effects = action(engine, qid, now)
+        ctx = qstore.RowContext(
+            policy_of=engine.policy_for,
+            calendar_of=deps["sla_calendar_of"],
+            tz=ZoneInfo(request.app[CONFIG].bot.timezone),
+            now=now,
+        )
         await qstore.save_effects(conn, effects, ctx)
     _cache(request.app).clear()
     timer = deps.get("sla_timer")

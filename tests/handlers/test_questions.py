@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ class Ingest:
     engine: QuestionEngine
     clock: ManualClock
     n: int = 0
+    dirty: set[str] = field(default_factory=set)
 
     async def send(
         self,
@@ -64,6 +65,7 @@ class Ingest:
                 question_engine=self.engine,
                 sla_calendar_of=questions.build_calendar_of(self.cfg),
                 sla_detector=self.cfg.detector.detector(),
+                sla_dirty=self.dirty,
                 clock=self.clock,
             )
             await questions.flush_batch(  # what the intake does at the end of every batch
@@ -72,8 +74,10 @@ class Ingest:
                 question_engine=self.engine,
                 sla_calendar_of=questions.build_calendar_of(self.cfg),
                 sla_sent={},
+                sla_dirty=self.dirty,
             )
             await session.commit()
+        assert not self.dirty  # committed: nothing newer in memory than in the store
         return msg.message_id
 
     async def rows(self) -> list[Any]:

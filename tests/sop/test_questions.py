@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -421,3 +422,36 @@ def test_set_policy_refuses_changed_version() -> None:
     e = engine()
     with pytest.raises(ValueError, match="already exists"):
         e.set_policy(SlaPolicy(version=1, frt_target_s=60))
+
+
+def test_adopt_replaces_a_stale_copy_and_forgets_closed_ones() -> None:
+    """A copy answered elsewhere is taken as stored; a dismissed one leaves the index whole."""
+    here, there = engine(), engine()
+    ask(here, "m1", "alice", 0)
+    ask(here, "m2", "bob", 1)
+    there.load(here.questions())
+    say(there, "s1", 2, reply_to_msg_id="m1")  # another process answers q1
+    here.adopt(q(there, "q1"))
+    assert q(here, "q1").status is QuestionStatus.ANSWERED
+    assert [x.id for x in here.questions(G)] == ["q1", "q2"]
+    there.dismiss("q2", by="sup", reason="spam", at=m(3))
+    here.adopt(dataclasses.replace(q(here, "q2"), status=QuestionStatus.DISMISSED))
+    assert here.get("q2") is None
+    assert [x.id for x in here.questions(G)] == ["q1"]
+    # The dismissed question's message is no longer indexed: a reply to it links nothing.
+    linked = here.on_staff_message(G, "s2", "op1", m(4), reply_to_msg_id="m2")
+    assert all(effect.question.id != "q2" for effect in linked)
+
+
+def test_limited_sweeps_touch_only_the_named_questions() -> None:
+    """``quiet_resolve`` and ``flag_followup_breaches`` with ids leave other questions alone."""
+    e = engine()
+    ask(e, "m1", "alice", 0)
+    ask(e, "m2", "bob", 1)
+    say(e, "s1", 2, reply_to_msg_id="m1")
+    say(e, "s2", 2, reply_to_msg_id="m2")
+    later = m(60 * 24 * 3)
+    assert e.quiet_due(later) == ["q1", "q2"]
+    (resolved,) = e.quiet_resolve(later, ["q2"])
+    assert resolved.question.id == "q2"
+    assert q(e, "q1").status is QuestionStatus.ANSWERED
