@@ -1,6 +1,6 @@
 """The ``sopbot`` command line.
 
-    sopbot run --config PATH [--simulate-from ISO8601 --speed N]
+    sopbot run --config PATH [--simulate-from ISO8601 --speed N [--simulate-epoch UNIX_SECONDS]]
     sopbot demo [--config PATH] [--speed N] [--port N] [--seed N]
     sopbot check-config PATH
     sopbot db upgrade [--config PATH]
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
@@ -41,6 +42,13 @@ def _parser() -> argparse.ArgumentParser:
         help="run on a simulated clock starting at this instant (e.g. 2026-11-23T09:00+08:00)",
     )
     run.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
+    run.add_argument(
+        "--simulate-epoch",
+        type=float,
+        metavar="UNIX_SECONDS",
+        help="unix time at which the simulated clock reads --simulate-from: processes given the "
+        "same three values share one simulated timeline (also across restarts)",
+    )
 
     demo = sub.add_parser("demo", help="run against the built-in simulator (no external service)")
     demo.add_argument("--config", type=Path, help="optional config for [bot] and [web] settings")
@@ -122,9 +130,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
             return EXIT_CONFIG
         if start.tzinfo is None:
             start = start.replace(tzinfo=ZoneInfo(cfg.bot.timezone))
-        clock = SimulatedClock(start, args.speed)
+        if not args.speed > 0:
+            print("sopbot: --speed must be positive", file=sys.stderr)
+            return EXIT_CONFIG
+        if args.simulate_epoch is not None and not math.isfinite(args.simulate_epoch):
+            print("sopbot: --simulate-epoch must be a finite unix time", file=sys.stderr)
+            return EXIT_CONFIG
+        clock = SimulatedClock(start, args.speed, epoch=args.simulate_epoch)
     elif args.speed != 1.0:
         print("sopbot: --speed needs --simulate-from", file=sys.stderr)
+        return EXIT_CONFIG
+    elif args.simulate_epoch is not None:
+        print("sopbot: --simulate-epoch needs --simulate-from", file=sys.stderr)
         return EXIT_CONFIG
     url = f"http://{cfg.web.host}:{cfg.web.port}/"
     _serve(cfg, clock, banner=f"sopbot running: web and OneBot endpoint at {url}")

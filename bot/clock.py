@@ -3,6 +3,9 @@
 - ``SystemClock``: wall time.
 - ``SimulatedClock``: starts at a chosen instant and runs ``speed`` times faster than real time
   (``sopbot run --simulate-from ISO --speed N``); the scheduler, SLA timers and reports follow it.
+  With an ``epoch`` (``--simulate-epoch``: the unix time at which simulated time was ``start``)
+  it is a function of wall time, so several processes, and a process restarted later, share one
+  simulated timeline.
 - ``ManualClock``: moves only when a test (or a replay) calls ``advance``/``set``; sleepers wake
   as soon as their due time is reached, so tests never sleep to wait for a schedule.
 """
@@ -13,6 +16,7 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -51,22 +55,44 @@ class SystemClock:
 
 
 class SimulatedClock:
-    """Simulated time = ``start + (monotonic elapsed) * speed``."""
+    """Simulated time running ``speed`` times faster than real time from ``start``.
 
-    def __init__(self, start: datetime, speed: float = 1.0) -> None:
+    Without ``epoch``: ``start + (monotonic seconds since creation) * speed``, one process's own
+    timeline. With ``epoch`` (unix seconds at which simulated time equals ``start``):
+    ``start + (wall_time() - epoch) * speed``, the same instant in every process that was given
+    the same three values, whenever it started (before ``epoch`` it reads earlier than ``start``).
+    ``wall_time`` and ``monotonic`` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        start: datetime,
+        speed: float = 1.0,
+        *,
+        epoch: float | None = None,
+        wall_time: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         _require_aware(start)
         if speed <= 0:
             raise ValueError("speed must be positive")
         self._start = start.astimezone(UTC)
         self._speed = float(speed)
-        self._t0 = time.monotonic()
+        if epoch is None:
+            self._elapsed = self._since(monotonic, monotonic())
+        else:
+            self._elapsed = self._since(wall_time, float(epoch))
+
+    @staticmethod
+    def _since(source: Callable[[], float], t0: float) -> Callable[[], float]:
+        return lambda: source() - t0
 
     @property
     def speed(self) -> float:
         return self._speed
 
     def now(self) -> datetime:
-        return self._start + timedelta(seconds=(time.monotonic() - self._t0) * self._speed)
+        return self._start + timedelta(seconds=self._elapsed() * self._speed)
 
     async def sleep_until(self, when: datetime) -> None:
         _require_aware(when)
