@@ -38,7 +38,7 @@ from bot.ratelimit import RateLimiter
 from bot.reports import ReportRequest, ReportTable
 from bot.roster import Roster
 from bot.scheduler import Tick, TickRunner
-from bot.store.db import make_engine, session_factory, upgrade
+from bot.store.db import exclusive, make_engine, session_factory, upgrade
 from bot.store.roster_sync import sync_roster
 from bot.wecom_verification import WeComVerification
 
@@ -178,10 +178,12 @@ def create_app(
 async def _database(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
     engine = make_engine(cfg.bot.resolved_database_url())
-    await upgrade(engine)
     sessions = session_factory(engine)
-    async with sessions() as session:
-        await sync_roster(session, cfg, app[CLOCK].now())
+    # Several processes starting at once on a new database take turns here.
+    async with exclusive(engine, "startup"):
+        await upgrade(engine)
+        async with sessions() as session:
+            await sync_roster(session, cfg, app[CLOCK].now())
     app[ENGINE], app[SESSIONS] = engine, sessions
     app[DISPATCHER].provide(sessions=sessions, engine=engine)
     yield

@@ -36,6 +36,7 @@ from bot.roster import ActorRole, Roster
 from bot.scheduler import Tick
 from bot.store import questions as store
 from bot.store import sla_rollup
+from bot.store.db import exclusive
 from bot.timers import DueTimer, schedule_question
 from sop.calendar import BusinessCalendar
 from sop.detect import DetectorConfig, classify, is_acknowledgement, is_exempt, is_holding_reply
@@ -329,7 +330,7 @@ async def context(app: web.Application) -> AsyncIterator[None]:
         ],
     )
     engine.load(s.question for s in stored)
-    async with app[ENGINE].begin() as conn:
+    async with exclusive(app[ENGINE], "sla-rollup-rebuild"), app[ENGINE].begin() as conn:
         # Days with questions but no rollup (first start after an upgrade, bulk imports).
         missing = await sla_rollup.missing_days(conn)
         if missing:

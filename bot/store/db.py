@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import zlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,6 +24,28 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
+
+
+@contextlib.asynccontextmanager
+async def exclusive(engine: AsyncEngine, name: str) -> AsyncIterator[None]:
+    """Run the block in one process at a time across every process on this database.
+
+    PostgreSQL: a session advisory lock (waits for the holder), for start-up steps several
+    processes would otherwise race on (migrations, roster sync, rollup rebuilds). SQLite has one
+    writer and several processes are a PostgreSQL deployment, so there it is a no-op.
+    """
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    key = zlib.crc32(f"sopbot:exclusive:{name}".encode())
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        await conn.commit()
+        try:
+            yield
+        finally:
+            await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            await conn.commit()
 
 
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:

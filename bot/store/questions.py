@@ -245,7 +245,8 @@ def _upsert_statement(conn: AsyncConnection, columns: Iterable[str]) -> Any:
     # A dismissed or withdrawn question is closed for good: a copy of it still open in another
     # process (several processes on one database) must not write it back to life.
     closed = (St.DISMISSED.value, St.WITHDRAWN.value)
-    guard = or_(Q.c.status.not_in(closed), ex.status.in_(closed))
+    # Plain comparisons: IN would expand its list, which executemany() cannot do.
+    guard = or_(and_(*(Q.c.status != c for c in closed)), or_(*(ex.status == c for c in closed)))
     # The whole row comes back: it is the "after" state the rollups need, no second read.
     return ins.on_conflict_do_update(
         index_elements=["public_id"], set_=set_, where=guard

@@ -53,6 +53,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, case, cast, delete, func, literal, select, tuple_, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -581,10 +582,20 @@ async def _apply_deltas(
     if not live:
         return
     c = ROLL.c
+    keys = sorted(live)
     stmt = select(c.id, c.local_date, c.dim, c.key, c.variant, c.counts, c.frt, c.res, c.cens)
-    stmt = stmt.where(tuple_(c.local_date, c.dim, c.key, c.variant).in_(list(live)))
+    stmt = stmt.where(tuple_(c.local_date, c.dim, c.key, c.variant).in_(keys))
     if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
+        # Several processes may add to the same day's rows at once: create the missing ones
+        # empty first (a row another process inserts meanwhile is simply kept), then lock them
+        # all in one order, so nobody reads a sum another is about to change, and no deadlock.
+        await conn.execute(
+            postgresql.insert(ROLL).on_conflict_do_nothing(
+                index_elements=["local_date", "dim", "key", "variant"]
+            ),
+            [_values(k, ZERO) for k in keys],
+        )
+        stmt = stmt.order_by(c.local_date, c.dim, c.key, c.variant).with_for_update()
     found = {(r.local_date, r.dim, r.key, r.variant): r for r in (await conn.execute(stmt)).all()}
     inserts = []
     for k, delta in live.items():

@@ -154,3 +154,36 @@ async def test_sql_report_matches_the_pure_metrics(engine: AsyncEngine, tmp_path
     groups = {r["group"]: r for r in tables[2].rows}
     assert groups["5001"]["questions"] == 2
     assert groups["5002"]["dismissed"] == 1
+
+
+async def test_one_batch_writes_many_questions(engine: AsyncEngine) -> None:
+    """An intake batch that opens and answers several questions writes them all in one go."""
+    eng = _engine()
+    batch = [
+        (_ask(eng, G1, "m1", "onebot11:c1", _at(0), "Q1"), _ctx(eng, _at(1))),
+        (_ask(eng, G2, "m2", "onebot11:c2", _at(0), "Q2"), _ctx(eng, _at(1))),
+        (_ask(eng, G2, "m3", "onebot11:c3", _at(0), "Q3"), _ctx(eng, _at(1))),
+        (eng.on_staff_message(G1, "s1", "li", _at(1), reply_to_msg_id="m1"), _ctx(eng, _at(1))),
+    ]
+    async with engine.begin() as conn:
+        assert await store.save_batch(conn, batch) == 5
+    async with engine.begin() as conn:
+        # A second batch touching rows that exist (the upsert's update path, several rows).
+        more = [
+            (
+                eng.on_staff_message(G2, "s2", "wang", _at(2), reply_to_msg_id="m2"),
+                _ctx(eng, _at(2)),
+            ),
+            (
+                eng.on_staff_message(G2, "s3", "wang", _at(2), reply_to_msg_id="m3"),
+                _ctx(eng, _at(2)),
+            ),
+        ]
+        await store.save_batch(conn, more)
+    async with engine.connect() as conn:
+        stored = await store.load_questions(conn, ["Q1", "Q2", "Q3"])
+    assert {qid: s.question.first_responder_id for qid, s in stored.items()} == {
+        "Q1": "li",
+        "Q2": "wang",
+        "Q3": "wang",
+    }
