@@ -1,7 +1,7 @@
 """Ingest benchmark: a load generator acting as a OneBot v11 implementation pushes group message
 events over a real reverse WebSocket into a real ``sopbot run`` process (SQLite), then counts rows.
 
-    .venv/bin/python -m benchmarks.ingest [--events 200000] [--groups 200] [--rate 0]
+    .venv/bin/python -m benchmarks.ingest [--events 200000] [--groups 200] [--rate 0] [--monitored]
 
 Prints sustained events/s (first event sent → last row committed), receipt→commit latency
 p50/p99 (from the bot's own Prometheus histogram, interpolated within buckets), the bot's peak
@@ -133,18 +133,29 @@ def histogram_quantile(metrics_text: str, name: str, q: float) -> float | None:
 async def run(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="sopbot-bench-"))
     port = free_port()
-    cfg = write_config(tmp, port)
+    if args.monitored:
+        # The full pipeline: the NoneBot2 comparison's monitored groups, owners and traffic
+        # (1 in 8 messages from a guide quoting the one before), SLA clocks open 24/7.
+        from benchmarks import nonebot_compare
+
+        cfg = nonebot_compare.sopbot_config(tmp, port)
+        frames = nonebot_compare.make_events(args.events)
+    else:
+        cfg = write_config(tmp, port)
+        frames = [e.decode() for e in make_events(args.events, args.groups, int(time.time()))]
     db = tmp / "data" / "sopbot.db"
-    events = make_events(args.events, args.groups, int(time.time()))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # SOPBOT_BENCH_PROFILE=FILE runs the bot under cProfile (slower; for finding hot spots).
     profile = os.environ.get("SOPBOT_BENCH_PROFILE")
     prefix = ["-m", "cProfile", "-o", profile] if profile else []
+    # The bot's log goes to a file: a pipe nobody reads would fill and block the bot.
+    log_path = tmp / "bot.log"
+    log_file = log_path.open("wb")
     proc = subprocess.Popen(  # noqa: ASYNC220 (one start-up call, not on a hot path)
         [sys.executable, *prefix, "-m", "bot", "run", "--config", str(cfg)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log_file,
     )
     ps = psutil.Process(proc.pid)
     peak_rss = 0
@@ -172,7 +183,7 @@ async def run(args: argparse.Namespace) -> int:
                     pass
                 await asyncio.sleep(0.1)
             else:
-                print("bot did not start:", proc.stderr.read().decode() if proc.stderr else "")
+                print("bot did not start; its log:", log_path.read_text(errors="replace")[-4000:])
                 return 1
             headers = {
                 "X-Self-ID": SELF_ID,
@@ -196,8 +207,8 @@ async def run(args: argparse.Namespace) -> int:
                 )
                 t0 = time.perf_counter()
                 interval = 1.0 / args.rate if args.rate else 0.0
-                for i, ev in enumerate(events):
-                    await ws.send_str(ev.decode())
+                for i, frame in enumerate(frames):
+                    await ws.send_str(frame)
                     if interval:
                         target = t0 + (i + 1) * interval
                         if (delay := target - time.perf_counter()) > 0:
@@ -225,6 +236,7 @@ async def run(args: argparse.Namespace) -> int:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log_file.close()
     p50 = histogram_quantile(metrics_text, "sopbot_intake_commit_seconds", 0.50)
     p99 = histogram_quantile(metrics_text, "sopbot_intake_commit_seconds", 0.99)
     rejected = sum(
@@ -234,7 +246,8 @@ async def run(args: argparse.Namespace) -> int:
         )
     )
     elapsed = t_done - t0
-    print(f"events offered      {args.events:,} over one reverse WebSocket ({args.groups} groups)")
+    groups = "200 monitored groups" if args.monitored else f"{args.groups} groups"
+    print(f"events offered      {args.events:,} over one reverse WebSocket ({groups})")
     print(
         f"offered rate        {'max' if not args.rate else f'{args.rate:,.0f}/s'}; "
         f"sending took {t_sent - t0:.2f}s"
@@ -253,6 +266,8 @@ async def run(args: argparse.Namespace) -> int:
     )
     print(f"peak RSS (bot)      {peak_rss / 2**20:.0f} MB")
     print(f"connection          {'stayed up' if connected else 'CLOSED'}")
+    errors = log_path.read_text(errors="replace").count('"level": "ERROR"')
+    print(f"bot log             {log_path} ({errors} error lines)")
     return 0 if stored == args.events else 1
 
 
@@ -261,6 +276,11 @@ def main() -> None:
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--groups", type=int, default=200)
     p.add_argument("--rate", type=float, default=0.0, help="events/s offered; 0 = flood")
+    p.add_argument(
+        "--monitored",
+        action="store_true",
+        help="monitored groups with owners (store, detect, link, SLA) instead of storage only",
+    )
     sys.exit(asyncio.run(run(p.parse_args())))
 
 
