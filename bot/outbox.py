@@ -201,14 +201,21 @@ class OutboxDispatcher:
 
     async def _expire(self) -> int:
         now = self._clock.now()
+        late = (
+            _T.c.status.in_((PENDING, SENDING)),
+            _T.c.window_end.is_not(None),
+            _T.c.window_end < now,
+            or_(_T.c.lease_until.is_(None), _T.c.lease_until < now),
+        )
         stmt = (
             update(_T)
-            .where(_T.c.status.in_((PENDING, SENDING)))
-            .where(_T.c.window_end.is_not(None), _T.c.window_end < now)
-            .where(or_(_T.c.lease_until.is_(None), _T.c.lease_until < now))
+            .where(*late)
             .values(status=MISSED, lease_owner=None, lease_until=None, last_error="window passed")
         )
         async with self._engine.begin() as conn:
+            # Every pass: look before writing (an empty UPDATE still takes SQLite's write lock).
+            if (await conn.execute(select(_T.c.id).where(*late).limit(1))).first() is None:
+                return 0
             result = await conn.execute(stmt)
         missed = int(result.rowcount or 0)
         if missed:
@@ -226,6 +233,8 @@ class OutboxDispatcher:
             .limit(self._batch_size)
         )
         async with self._engine.begin() as conn:
+            if (await conn.execute(due.limit(1))).first() is None:
+                return []  # nothing due: no write (and no SQLite write lock) this pass
             if conn.dialect.name == "postgresql":
                 due = due.with_for_update(skip_locked=True)
             stmt = (

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.config import AppConfig, OperatorConfig
 from bot.dispatch import Router
 from bot.events import ChatType, MemberChange, MemberChangeKind
-from bot.intake import StoredMessage
+from bot.intake import BatchEnd, StoredMessage
 from bot.roster import ActorRole, Roster
 from bot.store import tasks as store
 from sop.lifecycle import Customer
@@ -37,20 +36,7 @@ def _guide_actor(event: StoredMessage) -> bool:
     return event.actor.role is ActorRole.OPERATOR and op is not None and not op.is_bot
 
 
-async def count_step(
-    session: AsyncSession,
-    guide_id: str,
-    step: str,
-    at: datetime,
-    tz: str,
-    ref: str,
-    source: str = "observed",
-) -> store.TaskRow | None:
-    conn = await session.connection()
-    task = await store.find_task(conn, guide_id, step, local_date_of(at, tz))
-    if task is None:
-        return None
-    return await store.add_evidence(conn, task, source=source, ref=ref, count=1, at=at)
+_PENDING = "sop_observed_evidence"  # written once per intake batch, at BatchEnd
 
 
 @router.on(StoredMessage, _guide_actor)
@@ -69,7 +55,18 @@ async def observe_guide_message(
             return  # a command to the bot, or a chat with a colleague
         step, ref = StepKind.PRIVATE_CHATS.value, f"private:{msg.platform}:{peer}"
     # Count when it was sent, in the tenant's day; the first message per group/customer counts.
-    await count_step(session, op.id, step, msg.sent_at, cfg.bot.timezone, ref)
+    # Buffered: the batch's evidence is written in a few statements when the batch ends.
+    day = local_date_of(msg.sent_at, cfg.bot.timezone)
+    pending = session.info.setdefault(_PENDING, [])
+    pending.append(store.Evidence(op.id, step, day, ref, msg.sent_at))
+
+
+@router.on(BatchEnd)
+async def write_observed(event: BatchEnd, session: AsyncSession) -> None:
+    """Write the evidence the batch's guide messages produced (with the batch's commit)."""
+    pending: list[store.Evidence] = session.info.pop(_PENDING, [])
+    if pending:
+        await store.add_observed(await session.connection(), pending)
 
 
 def _owner_guide(event: MemberChange, roster: Roster, sop: Any) -> OperatorConfig | None:

@@ -52,7 +52,18 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, case, cast, delete, func, literal, select, tuple_, update
+from sqlalchemy import (
+    Integer,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -574,6 +585,9 @@ def _values(key: tuple[str, str, str, str], sums: Sums) -> dict[str, Any]:
     }
 
 
+_SUM_COLUMNS = ("unanswered", "counts", "frt", "res", "cens")
+
+
 async def _apply_deltas(
     conn: AsyncConnection, deltas: dict[tuple[str, str, str, str], Sums]
 ) -> None:
@@ -598,7 +612,9 @@ async def _apply_deltas(
         stmt = stmt.order_by(c.local_date, c.dim, c.key, c.variant).with_for_update()
     found = {(r.local_date, r.dim, r.key, r.variant): r for r in (await conn.execute(stmt)).all()}
     inserts = []
-    for k, delta in live.items():
+    updates = []
+    for k in keys:
+        delta = live[k]
         row = found.get(k)
         if row is None:
             inserts.append(_values(k, delta))
@@ -610,10 +626,14 @@ async def _apply_deltas(
             from_bytes(row.cens),
         )
         values = _values(k, _add(stored, delta))
+        updates.append({"row_id": row.id, **{n: values[n] for n in _SUM_COLUMNS}})
+    if updates:
+        # One executemany for the batch (hundreds of rows), not a statement per row.
         await conn.execute(
             update(ROLL)
-            .where(ROLL.c.id == row.id)
-            .values({n: values[n] for n in ("unanswered", "counts", "frt", "res", "cens")})
+            .where(ROLL.c.id == bindparam("row_id"))
+            .values({n: bindparam(n) for n in _SUM_COLUMNS}),
+            updates,
         )
     if inserts:
         await conn.execute(ROLL.insert(), inserts)

@@ -207,6 +207,82 @@ async def add_evidence(
     return await _recount(conn, task, at)
 
 
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One observed unit for a guide's day-level step (``add_observed`` writes many at once)."""
+
+    guide_id: str
+    step: str
+    local_date: date
+    ref: str
+    at: datetime
+
+
+async def add_observed(conn: AsyncConnection, items: Sequence[Evidence]) -> int:
+    """Record many observed evidence units (an intake batch's) in a handful of statements.
+
+    Same result as ``find_task`` + ``add_evidence(source="observed", count=1)`` per item, in
+    order: the first record per (task, ref) wins, ``done`` is the sum of the task's evidence,
+    and a task reaching its quota is completed at the item's time. Items without a task (no
+    plan for that guide, step or day) are ignored. Returns how many new records were written.
+    """
+    if not items:
+        return 0
+    guides = sorted({i.guide_id for i in items})
+    steps = sorted({i.step for i in items})
+    days = sorted({i.local_date for i in items})
+    found = await conn.execute(
+        select(_TI).where(
+            _TI.c.guide_id.in_(guides),
+            _TI.c.step.in_(steps),
+            _TI.c.local_date.in_(days),
+            _TI.c.target_key == "",
+        )
+    )
+    tasks = {(r.guide_id, r.step, r.local_date): _row(r) for r in found.all()}
+    rows: dict[tuple[int, str], dict[str, Any]] = {}
+    for item in items:
+        task = tasks.get((item.guide_id, item.step, item.local_date))
+        if task is not None:
+            ref = item.ref[:255]
+            rows.setdefault(
+                (task.id, ref),
+                {"task_id": task.id, "source": "observed", "ref": ref, "count": 1, "at": item.at},
+            )
+    if not rows:
+        return 0
+    ins = _insert(conn)(_TC).on_conflict_do_nothing(index_elements=["task_id", "source", "ref"])
+    new = (await conn.execute(ins.returning(_TC.c.task_id, _TC.c.at), list(rows.values()))).all()
+    if not new:
+        return 0
+    touched = sorted({r.task_id for r in new})
+    sums = await conn.execute(
+        select(_TC.c.task_id, func.sum(_TC.c.count))
+        .where(_TC.c.task_id.in_(touched))
+        .group_by(_TC.c.task_id)
+    )
+    by_id = {t.id: t for t in tasks.values()}
+    for task_id, total in sums.all():
+        task = by_id[task_id]
+        values: dict[str, Any] = {"done": int(total)}
+        if int(total) >= task.quota and task.completed_at is None:
+            at = _completing_at(task, [r.at for r in new if r.task_id == task_id], int(total))
+            values.update(
+                completed_at=at,
+                status=(TaskStatus.LATE if at > task.window_end else TaskStatus.DONE).value,
+                miss_reason=None,
+            )
+        await conn.execute(update(_TI).where(_TI.c.id == task_id).values(**values))
+    return len(new)
+
+
+def _completing_at(task: TaskRow, new_at: list[datetime], total: int) -> datetime:
+    """When the task reached its quota: the new record that crossed it (in time order)."""
+    before = total - len(new_at)
+    ordered = sorted(new_at)
+    return ordered[max(0, task.quota - before - 1)]
+
+
 async def _recount(conn: AsyncConnection, task: TaskRow, at: datetime) -> TaskRow:
     total = (
         await conn.execute(
@@ -227,15 +303,18 @@ async def _recount(conn: AsyncConnection, task: TaskRow, at: datetime) -> TaskRo
 
 async def mark_missed(conn: AsyncConnection, now: datetime, since: date) -> int:
     """Close unfinished tasks (from ``since`` on) whose window has passed: status ``missed``."""
+    overdue = (
+        _TI.c.local_date >= since,
+        _TI.c.window_end <= now,
+        _TI.c.status.in_((TaskStatus.PENDING.value, TaskStatus.REMINDED.value)),
+        _TI.c.done < _TI.c.quota,
+    )
+    # Runs every tick: look before writing, since on SQLite even an UPDATE of no row takes
+    # the database's single write lock and makes the intake wait for it.
+    if (await conn.execute(select(_TI.c.id).where(*overdue).limit(1))).first() is None:
+        return 0
     stmt = (
-        update(_TI)
-        .where(
-            _TI.c.local_date >= since,
-            _TI.c.window_end <= now,
-            _TI.c.status.in_((TaskStatus.PENDING.value, TaskStatus.REMINDED.value)),
-            _TI.c.done < _TI.c.quota,
-        )
-        .values(status=TaskStatus.MISSED.value, miss_reason="not_done")
+        update(_TI).where(*overdue).values(status=TaskStatus.MISSED.value, miss_reason="not_done")
     )
     result = await conn.execute(stmt)
     return int(result.rowcount or 0)

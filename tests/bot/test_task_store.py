@@ -129,3 +129,36 @@ def test_csv_errors_name_the_row(tmp_path: Path) -> None:
     )
     (row,) = store.read_customers_csv(p, {"g1"}, "onebot11", "Asia/Shanghai")
     assert row.added_at == datetime(2025, 12, 31, 16, 0, tzinfo=UTC)
+
+
+async def test_observed_batch_matches_one_by_one_evidence(engine: AsyncEngine) -> None:
+    """``add_observed`` (a batch) gives the rows, counts and completion times of one-by-one."""
+    h = timedelta(hours=1)
+    items = [
+        store.Evidence("g1", "group_posts", D, "group:a", NOW + 1 * h),
+        store.Evidence("g1", "group_posts", D, "group:a", NOW + 2 * h),  # same group: once
+        store.Evidence("g2", "group_posts", D, "group:a", NOW + 2 * h),
+        store.Evidence("g1", "group_posts", D, "group:b", NOW + 3 * h),  # reaches quota 2
+        store.Evidence("g1", "group_posts", D, "group:c", NOW + 4 * h),
+        store.Evidence("g3", "group_posts", D, "group:a", NOW + 1 * h),  # no task: ignored
+        store.Evidence("g2", "private_chats", D, "private:x", NOW + 5 * h),
+    ]
+    async with engine.begin() as conn:
+        await store.materialize(
+            conn,
+            [
+                _task("g1", "group_posts", 2),
+                _task("g2", "group_posts", 2),
+                _task("g2", "private_chats", 1),
+            ],
+            NOW,
+        )
+        assert await store.add_observed(conn, items[:2]) == 1
+        assert await store.add_observed(conn, items[2:]) == 4
+        assert await store.add_observed(conn, items) == 0  # a replay writes nothing
+        got = {(r.guide_id, r.step): r for r in await store.tasks_on(conn, D, ["g1", "g2"])}
+    g1, g2 = got["g1", "group_posts"], got["g2", "group_posts"]
+    assert (g1.done, g1.status, g1.completed_at) == (3, TaskStatus.DONE, NOW + 3 * h)
+    assert (g2.done, g2.status, g2.completed_at) == (1, TaskStatus.PENDING, None)
+    chats = got["g2", "private_chats"]
+    assert (chats.done, chats.completed_at) == (1, NOW + 5 * h)
