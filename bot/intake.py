@@ -251,7 +251,7 @@ class Intake:
             key = (
                 event.platform,
                 event.account_id,
-                event.chat_type.value,
+                str(event.chat_type),
                 event.chat_id,
                 event.message_id,
             )
@@ -297,12 +297,12 @@ class Intake:
         return {
             "platform": msg.platform,
             "account_id": msg.account_id,
-            "chat_type": msg.chat_type.value,
+            "chat_type": str(msg.chat_type),
             "chat_id": msg.chat_id,
             "message_id": msg.message_id,
             "sender_id": msg.sender_id,
             "sender_name": _no_nul(msg.sender_name)[:255],
-            "actor_role": actor.role.value,
+            "actor_role": str(actor.role),
             "operator_id": actor.operator.id if actor.operator else None,
             "is_self": msg.is_self,
             "text": _no_nul(msg.text),

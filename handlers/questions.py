@@ -109,8 +109,10 @@ async def on_message(
     clock: Clock,
 ) -> None:
     msg, actor = event.msg, event.actor
-    engine = question_engine
     p = msg.platform
+    if msg.chat_type is ChatType.GROUP and not roster.is_monitored(p, msg.chat_id):
+        return  # most traffic in unmonitored groups: leave before doing any work
+    engine = question_engine
     mentions = tuple(store.user_key(p, u) for u in msg.mention_user_ids)
     extra: dict[str, Any] = {"account_id": msg.account_id}
     if msg.chat_type is ChatType.PRIVATE:
@@ -128,8 +130,6 @@ async def on_message(
             is_holding=is_holding_reply(msg.text, sla_detector),
             is_private_to=store.user_key(p, msg.chat_id),
         )
-    elif not roster.is_monitored(p, msg.chat_id):
-        return
     else:
         chat = store.chat_key(p, msg.chat_id)
         if actor.role is ActorRole.CUSTOMER:

@@ -7,8 +7,6 @@ account that is actually in the target group. Both are bounded and in memory onl
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 from bot.events import ChatMessage, ChatType, MemberChange, MemberChangeKind
 
 RECENT_MESSAGES = 10_000
@@ -17,27 +15,29 @@ RECENT_MESSAGES = 10_000
 class AccountMemory:
     def __init__(self, capacity: int = RECENT_MESSAGES) -> None:
         self._capacity = capacity
-        self._authors: OrderedDict[tuple[str, str, str, str], str] = OrderedDict()
+        # Insertion-ordered: the oldest entry is the first; a re-seen key is moved to the end.
+        # (The chat type member itself is the key part: a StrEnum hashes as its value.)
+        self._authors: dict[tuple[str, str, str, str], str] = {}
         self._groups: dict[str, set[str]] = {}
 
     def reply_sender(
         self, account_id: str, chat_type: ChatType, chat_id: str, message_id: str
     ) -> str | None:
         """Author of a message seen on this account, if still remembered."""
-        return self._authors.get((account_id, chat_type.value, chat_id, message_id))
+        return self._authors.get((account_id, chat_type, chat_id, message_id))
 
     def remember(
         self, account_id: str, chat_type: ChatType, chat_id: str, message_id: str, sender: str
     ) -> None:
-        key = (account_id, chat_type.value, chat_id, message_id)
-        self._authors[key] = sender
-        self._authors.move_to_end(key)
-        if len(self._authors) > self._capacity:
-            self._authors.popitem(last=False)
+        key = (account_id, chat_type, chat_id, message_id)
+        authors = self._authors
+        if authors.pop(key, None) is None and len(authors) >= self._capacity:
+            del authors[next(iter(authors))]
+        authors[key] = sender
 
     def note_message(self, msg: ChatMessage) -> None:
         self.remember(msg.account_id, msg.chat_type, msg.chat_id, msg.message_id, msg.sender_id)
-        if msg.chat_type is ChatType.GROUP:
+        if msg.chat_type == "group":
             self._groups.setdefault(msg.account_id, set()).add(msg.chat_id)
 
     def note_member(self, change: MemberChange) -> None:

@@ -85,6 +85,9 @@ def _size_exceeds(data: str | bytes, max_bytes: int) -> bool:
     return len(data.encode("utf-8", "surrogatepass")) > max_bytes
 
 
+_GROUP, _PRIVATE = ChatType.GROUP, ChatType.PRIVATE  # bound once: hot path (see segments)
+
+
 def is_response(frame: Mapping[str, Any]) -> bool:
     """Action responses share the Universal socket: they carry ``echo`` and no ``post_type``."""
     return "post_type" not in frame and ("echo" in frame or "retcode" in frame)
@@ -131,9 +134,9 @@ def _message(
     message_id = req_id(frame, "message_id")
     is_self = post_type == "message_sent" or user_id == account
     if message_type == "group":
-        chat_type, chat_id = ChatType.GROUP, req_id(frame, "group_id")
+        chat_type, chat_id = _GROUP, req_id(frame, "group_id")
     elif message_type == "private":
-        chat_type = ChatType.PRIVATE
+        chat_type = _PRIVATE
         # Our own private messages name the peer in target_id; user_id is ourselves then.
         chat_id = req_id(frame, "target_id") if post_type == "message_sent" else user_id
     else:

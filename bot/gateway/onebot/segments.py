@@ -19,6 +19,14 @@ from bot.gateway.onebot.fields import req_id
 MENTION_ALL_TEXT = "@全体成员"  # how QQ clients display ``at qq=all``
 _FACE_TYPES = frozenset({"face", "mface", "sface", "bface", "dice", "rps"})
 _IMAGE_TYPES = frozenset({"image"})
+# Members bound once: on Python 3.11 every ``SegmentType.X`` goes through a descriptor, and this
+# runs for every segment of every message.
+_TEXT, _REPLY, _MENTION, _MENTION_ALL = (
+    SegmentType.TEXT,
+    SegmentType.REPLY,
+    SegmentType.MENTION,
+    SegmentType.MENTION_ALL,
+)
 
 
 def raw_segments(message: Any) -> list[tuple[str, Mapping[str, Any]]]:
@@ -68,19 +76,19 @@ class Body:
                 if not isinstance(value, str):
                     raise FrameRejected("bad_field", "message")
                 text.append(value)
-                segments.append(Segment(SegmentType.TEXT, {"text": value}))
+                segments.append(Segment(_TEXT, {"text": value}))
             elif kind == "reply":
                 quoted = req_id(data, "id")
                 if reply_to is None:
                     reply_to = quoted
                     reply_sender = lookup(quoted) if lookup is not None else None
-                segments.append(Segment(SegmentType.REPLY, {"message_id": quoted}))
+                segments.append(Segment(_REPLY, {"message_id": quoted}))
             elif kind == "at":
                 target = req_id(data, "qq")
                 if target == "all":
                     mention_all = True
                     text.append(MENTION_ALL_TEXT)
-                    segments.append(Segment(SegmentType.MENTION_ALL, {}))
+                    segments.append(Segment(_MENTION_ALL, {}))
                     previous = kind
                     continue
                 if target not in mentions:
@@ -95,7 +103,7 @@ class Body:
                     seg["implicit"] = "true"
                 else:
                     text.append("@" + (seg.get("name", "").removeprefix("@") or target))
-                segments.append(Segment(SegmentType.MENTION, seg))
+                segments.append(Segment(_MENTION, seg))
             else:
                 segments.append(_media(kind, data))
             previous = kind
