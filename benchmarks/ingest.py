@@ -110,6 +110,19 @@ access_token = "{TOKEN}"
     return cfg
 
 
+def _buckets(metrics_text: str, name: str) -> list[tuple[float, float, float]]:
+    """(upper bound, cumulative count, total) per finite bucket of a Prometheus histogram."""
+    rows = [
+        (float(m.group(1)), float(m.group(2)))
+        for m in re.finditer(
+            rf'^{name}_bucket{{le="([0-9.e+-]+)"}} ([0-9.e+]+)$', metrics_text, re.M
+        )
+    ]
+    total = re.search(rf"^{name}_count ([0-9.e+]+)$", metrics_text, re.M)
+    n = float(total.group(1)) if total else 0.0
+    return [(le, cum, n) for le, cum in sorted(rows) if n]
+
+
 def histogram_quantile(metrics_text: str, name: str, q: float) -> float | None:
     """Quantile from a Prometheus histogram, linear within the bucket (as PromQL does)."""
     buckets: list[tuple[float, float]] = []
@@ -271,6 +284,15 @@ async def run(args: argparse.Namespace) -> int:
     print(
         f"receipt→commit      p50 {1000 * (p50 or 0):.1f} ms, p99 {1000 * (p99 or 0):.1f} ms "
         "(bot histogram, interpolated)"
+    )
+    above = [
+        (le, 1 - cum / total)
+        for le, cum, total in _buckets(metrics_text, "sopbot_intake_commit_seconds")
+        if le in (0.1, 0.25, 0.5)
+    ]
+    print(
+        "slower than         "
+        + ", ".join(f"{le * 1000:.0f} ms: {share:.2%}" for le, share in above)
     )
     print(f"peak RSS (bot)      {peak_rss / 2**20:.0f} MB")
     # CPU the bot spent per event, all its threads: steadier than rates on a shared machine.

@@ -7,6 +7,7 @@ Teardown runs in reverse: gateways stop taking events, intake flushes, the engin
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -172,7 +173,19 @@ def create_app(
     app.cleanup_ctx.extend(handlers.CONTEXTS)
     app.cleanup_ctx.append(_scheduler)
     app.cleanup_ctx.append(_gateways)
+    app.on_startup.append(_settle_heap)
     return app
+
+
+async def _settle_heap(_app: web.Application) -> None:
+    """After start-up, move everything alive so far out of the garbage collector's view.
+
+    Modules, config, SQLAlchemy metadata and the reloaded live questions live as long as the
+    process; a full collection would otherwise walk them all again and again, pausing the event
+    loop (and every event waiting in the intake) for tens of milliseconds each time.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
