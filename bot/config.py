@@ -119,7 +119,7 @@ class GatewaySection(Section):
 class IntakeSection(Section):
     queue_size: int = Field(default=5_000, ge=10)
     batch_size: int = Field(default=1_000, ge=1)
-    flush_interval: Duration = 0.02
+    flush_interval: Duration = 0.005  # receipt→commit latency vs transactions per second
     store_raw: bool = False
 
 

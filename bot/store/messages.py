@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from itertools import chain
@@ -44,7 +45,28 @@ _SQLITE_COLS = (
     "recalled_at",
     "raw",
 )
-_SQLITE_CHUNK = 1000  # 18 columns x 1000 rows stays under SQLite's 32766 bound parameters
+_SQLITE_CHUNK = 1024  # 18 columns x 1024 rows stays under SQLite's 32766 bound parameters
+
+
+def _chunk_sizes(n: int) -> list[int]:
+    """Split ``n`` rows into power-of-two chunks (1000 = 512+256+128+64+32+8).
+
+    sqlite3 caches a prepared statement per distinct SQL text, and a multi-row INSERT's text
+    depends on its row count: with every batch size its own statement, the cache held up to 128
+    statements of thousands of parameters each per connection (hundreds of MB at a steady
+    rate). Eleven sizes at most are ever prepared this way.
+    """
+    sizes = []
+    while n >= _SQLITE_CHUNK:
+        sizes.append(_SQLITE_CHUNK)
+        n -= _SQLITE_CHUNK
+    bit = _SQLITE_CHUNK // 2
+    while n:
+        if n >= bit:
+            sizes.append(bit)
+            n -= bit
+        bit //= 2
+    return sizes
 
 
 def _sqlite_ts(value: datetime | None) -> str | None:
@@ -80,20 +102,27 @@ def _sqlite_params(row: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
+@functools.cache
+def _sqlite_insert_sql(rows: int) -> str:
+    one = "(" + ",".join("?" * len(_SQLITE_COLS)) + ")"
+    return (
+        f"INSERT INTO message ({','.join(_SQLITE_COLS)}) VALUES "
+        + ",".join([one] * rows)
+        + f" ON CONFLICT ({','.join(_KEY_COLS)}) DO NOTHING"
+        + f" RETURNING id, {','.join(_KEY_COLS)}"
+    )
+
+
 async def _insert_sqlite(
     conn: AsyncConnection, rows: Sequence[dict[str, Any]]
 ) -> dict[MessageKey, int]:
     """The intake hot path on SQLite: one multi-row statement per chunk, no per-row ORM work."""
     out: dict[MessageKey, int] = {}
-    one = "(" + ",".join("?" * len(_SQLITE_COLS)) + ")"
-    for start in range(0, len(rows), _SQLITE_CHUNK):
-        chunk = rows[start : start + _SQLITE_CHUNK]
-        sql = (
-            f"INSERT INTO message ({','.join(_SQLITE_COLS)}) VALUES "
-            + ",".join([one] * len(chunk))
-            + f" ON CONFLICT ({','.join(_KEY_COLS)}) DO NOTHING"
-            + f" RETURNING id, {','.join(_KEY_COLS)}"
-        )
+    start = 0
+    for size in _chunk_sizes(len(rows)):
+        chunk = rows[start : start + size]
+        start += size
+        sql = _sqlite_insert_sql(size)
         params = tuple(chain.from_iterable(map(_sqlite_params, chunk)))
         result = await conn.exec_driver_sql(sql, params)
         for r in result.all():

@@ -121,11 +121,12 @@ class Message(SQLModel, table=True):
     """Every message the gateways delivered, stored once (unique natural key)."""
 
     __tablename__ = "message"
+    # The unique key is the only index: nothing reads messages by chat and time, and a second
+    # index on this, the most written table, doubled the cost of every stored event.
     __table_args__ = (
         UniqueConstraint(
             "platform", "account_id", "chat_type", "chat_id", "message_id", name="uq_message_key"
         ),
-        Index("ix_message_chat_time", "platform", "chat_id", "sent_at"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(_BIGPK, primary_key=True))

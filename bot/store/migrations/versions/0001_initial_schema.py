@@ -97,11 +97,6 @@ def upgrade() -> None:
             "platform", "account_id", "chat_type", "chat_id", "message_id", name="uq_message_key"
         ),
     )
-    with op.batch_alter_table("message", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_message_chat_time", ["platform", "chat_id", "sent_at"], unique=False
-        )
-
     op.create_table(
         "operator",
         sa.Column("id", sa.String(length=64), nullable=False),
@@ -382,9 +377,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_operator_store"))
 
     op.drop_table("operator")
-    with op.batch_alter_table("message", schema=None) as batch_op:
-        batch_op.drop_index("ix_message_chat_time")
-
     op.drop_table("message")
     with op.batch_alter_table("group_owner", schema=None) as batch_op:
         batch_op.drop_index("ix_group_owner_chat")
