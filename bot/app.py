@@ -186,6 +186,11 @@ async def _settle_heap(_app: web.Application) -> None:
     """
     gc.collect()
     gc.freeze()
+    # Every event allocates a few hundred short-lived objects (frames, rows, effects), nearly all
+    # freed by reference counting: at the default threshold (700) the young generation was
+    # collected every few events, ~12% of the event loop's time at 10,000 events/s. Cycles are
+    # still collected, just in fewer, larger passes.
+    gc.set_threshold(50_000, 20, 100)
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

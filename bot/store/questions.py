@@ -23,11 +23,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, literal, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store import sla_rollup
+from bot.store.bulk import Bulk
 from bot.store.models import Question as QuestionRow
 from bot.store.models import Response as ResponseRow
 from bot.store.models import SlaEvent
@@ -39,6 +39,7 @@ from sop.questions import (
     Question,
     QuestionDismissed,
     QuestionEngine,
+    QuestionOpened,
     QuestionResolved,
     QuestionWithdrawn,
     ResolvedBy,
@@ -77,10 +78,6 @@ def split_key(key: str) -> tuple[str, str]:
 
 def question_id_for(message_row_id: int) -> str:
     return f"Q{message_row_id}"
-
-
-def _insert(conn: AsyncConnection) -> Any:
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
 
 
 def _secs(a: datetime, b: datetime) -> float:
@@ -225,33 +222,52 @@ async def _rows_by_public_id(
     return out
 
 
-def _upsert_statement(conn: AsyncConnection, columns: Iterable[str]) -> Any:
-    """One INSERT .. ON CONFLICT (public_id) DO UPDATE for many rows (executemany).
+# Every column question_row writes, in one fixed order (the upsert's column list).
+_ROW_COLUMNS = tuple(c.name for c in Q.columns if c.name != "id")
+_CLOSED = (St.DISMISSED.value, St.WITHDRAWN.value)
+
+
+def _upsert_tail() -> str:
+    """``ON CONFLICT (public_id) DO UPDATE`` for the question upsert (both dialects).
 
     The detector's reason and score are written by the effect that opened the question only:
-    later effects carry an empty reason, which keeps the stored one.
+    later effects carry an empty reason, which keeps the stored one. A dismissed or withdrawn
+    question is closed for good: a copy of it still open in another process (several processes
+    on one database) must not write it back to life. Only the ids come back: the "after" state
+    is known (``_stored_after``), and decoding whole rows cost more than the rest of the write.
     """
-    ins = _insert(conn)(Q)
-    ex = ins.excluded
-    set_: dict[str, Any] = {
-        c: ex[c] for c in columns if c not in _IMMUTABLE and c != "alert_levels_sent"
-    }
-    set_["detector_reason"] = func.coalesce(
-        func.nullif(ex.detector_reason, ""), Q.c.detector_reason
+    keep = {*_IMMUTABLE, "alert_levels_sent", "detector_reason", "detect_score"}
+    sets = [f"{c} = excluded.{c}" for c in _ROW_COLUMNS if c not in keep]
+    sets += [
+        "detector_reason = COALESCE(NULLIF(excluded.detector_reason, ''),"
+        " question.detector_reason)",
+        "detect_score = CASE WHEN excluded.detector_reason <> '' THEN excluded.detect_score"
+        " ELSE question.detect_score END",
+    ]
+    closed = ", ".join(f"'{c}'" for c in _CLOSED)
+    return (
+        f"ON CONFLICT (public_id) DO UPDATE SET {', '.join(sets)}"
+        f" WHERE question.status NOT IN ({closed}) OR excluded.status IN ({closed})"
+        " RETURNING id, public_id"
     )
-    set_["detect_score"] = case(
-        (ex.detector_reason != "", ex.detect_score), else_=Q.c.detect_score
-    )
-    # A dismissed or withdrawn question is closed for good: a copy of it still open in another
-    # process (several processes on one database) must not write it back to life.
-    closed = (St.DISMISSED.value, St.WITHDRAWN.value)
-    # Plain comparisons: IN would expand its list, which executemany() cannot do.
-    guard = or_(and_(*(Q.c.status != c for c in closed)), or_(*(ex.status == c for c in closed)))
-    # Only the ids come back: the "after" state is known (``_stored_after``), and decoding whole
-    # rows (JSON lists, datetimes) cost more than the rest of the write.
-    return ins.on_conflict_do_update(
-        index_elements=["public_id"], set_=set_, where=guard
-    ).returning(Q.c.id, Q.c.public_id)
+
+
+_UPSERT = Bulk(Q, _ROW_COLUMNS, _upsert_tail())
+_EVENTS = Bulk(E, ("question_id", "type", "at", "actor", "meta"))
+_RESPONSE_COLUMNS = (
+    "question_id",
+    "chat",
+    "message_id",
+    "responder_id",
+    "kind",
+    "link_method",
+    "confidence",
+    "counts_for_sla",
+    "holding",
+    "cycle",
+    "sent_at",
+)
+_RESPONSES = Bulk(R, _RESPONSE_COLUMNS, "ON CONFLICT (question_id, chat, message_id) DO NOTHING")
 
 
 def _stored_after(
@@ -259,7 +275,7 @@ def _stored_after(
 ) -> dict[str, Any]:
     """What the upsert left in the store for ``row``: the rollups' "after" state.
 
-    Mirrors ``_upsert_statement``: immutable columns and sent alert levels stay as stored; an
+    Mirrors ``_upsert_tail``: immutable columns and sent alert levels stay as stored; an
     empty detector reason keeps the stored reason and score.
     """
     out = dict(row, id=row_id)
@@ -299,15 +315,17 @@ async def save_batch(
             if ctx.detector_reason:
                 reason, score = ctx.detector_reason, ctx.detect_score
         final[qid] = (effect.question, ctx, reason, score)
-    before = await _rows_by_public_id(conn, order)
+    # A question opened in this batch cannot be in the store yet: its id is its opening
+    # message's row id, and that message was new to the store in this very batch.
+    opened = {e.question.id for e, _ in effects if isinstance(e, QuestionOpened)}
+    before = await _rows_by_public_id(conn, [qid for qid in order if qid not in opened])
     rows = []
     for qid in order:
         q, ctx, reason, score = final[qid]
         row = question_row(q, dataclasses.replace(ctx, detector_reason=reason, detect_score=score))
         row["alert_levels_sent"] = []
         rows.append(row)
-    result = await conn.execute(_upsert_statement(conn, rows[0].keys()), rows)
-    ids = {r.public_id: int(r.id) for r in result.all()}
+    ids = {str(public_id): int(row_id) for row_id, public_id in await _UPSERT.run(conn, rows)}
     after = {
         row["public_id"]: _stored_after(row, before.get(row["public_id"]), ids[row["public_id"]])
         for row in rows
@@ -367,7 +385,7 @@ async def save_batch(
                 .values(revoked_at=effect.at)
             )
     if events:
-        await conn.execute(E.insert(), events)
+        await _EVENTS.run(conn, events)
     if responses:
         await _insert_responses(conn, responses)
     changes = [(before.get(qid), after[qid]) for qid in order if qid in after]
@@ -377,12 +395,7 @@ async def save_batch(
 
 
 async def _insert_responses(conn: AsyncConnection, responses: list[dict[str, Any]]) -> None:
-    await conn.execute(
-        _insert(conn)(R).on_conflict_do_nothing(
-            index_elements=["question_id", "chat", "message_id"]
-        ),
-        responses,
-    )
+    await _RESPONSES.run(conn, responses)
 
 
 async def save_effects(conn: AsyncConnection, effects: Sequence[Effect], ctx: RowContext) -> int:

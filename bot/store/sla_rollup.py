@@ -54,20 +54,19 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Integer,
-    bindparam,
     case,
     cast,
     delete,
     func,
     literal,
     select,
-    tuple_,
-    update,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from bot.store import bulk
+from bot.store.bulk import Bulk
 from bot.store.models import Question as QuestionRow
 from bot.store.models import SlaRollup, SlaRollupDay
 from sop.timers import Calendar
@@ -546,7 +545,7 @@ def day_end(d: date, tz: ZoneInfo) -> datetime:
 
 
 def _upsert_day(conn: AsyncConnection) -> Any:
-    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.dialects import sqlite
 
     return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(DAY)
 
@@ -588,6 +587,18 @@ def _values(key: tuple[str, str, str, str], sums: Sums) -> dict[str, Any]:
 _SUM_COLUMNS = ("unanswered", "counts", "frt", "res", "cens")
 
 
+_KEY = ("local_date", "dim", "key", "variant")
+_ROLL_COLUMNS = (*_KEY, *_SUM_COLUMNS)
+_ON_KEY = f"ON CONFLICT ({', '.join(_KEY)})"
+# Missing rows created empty (PostgreSQL: before they are locked), then every row written whole.
+_CREATE_EMPTY = Bulk(ROLL, _ROLL_COLUMNS, f"{_ON_KEY} DO NOTHING")
+_WRITE = Bulk(
+    ROLL,
+    _ROLL_COLUMNS,
+    f"{_ON_KEY} DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _SUM_COLUMNS),
+)
+
+
 async def _apply_deltas(
     conn: AsyncConnection, deltas: dict[tuple[str, str, str, str], Sums]
 ) -> None:
@@ -595,48 +606,36 @@ async def _apply_deltas(
     live = {k: d for k, d in deltas.items() if d != ZERO}
     if not live:
         return
-    c = ROLL.c
     keys = sorted(live)
-    stmt = select(c.id, c.local_date, c.dim, c.key, c.variant, c.counts, c.frt, c.res, c.cens)
-    stmt = stmt.where(tuple_(c.local_date, c.dim, c.key, c.variant).in_(keys))
-    if conn.dialect.name == "postgresql":
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
         # Several processes may add to the same day's rows at once: create the missing ones
         # empty first (a row another process inserts meanwhile is simply kept), then lock them
         # all in one order, so nobody reads a sum another is about to change, and no deadlock.
-        await conn.execute(
-            postgresql.insert(ROLL).on_conflict_do_nothing(
-                index_elements=["local_date", "dim", "key", "variant"]
-            ),
-            [_values(k, ZERO) for k in keys],
+        await _CREATE_EMPTY.run(conn, [_values(k, ZERO) for k in keys])
+    found = {
+        (r[0], r[1], r[2], r[3]): r[4:]
+        for r in await bulk.rows_by_key(
+            conn, ROLL, _KEY, keys, (*_KEY, "counts", "frt", "res", "cens"), lock=postgres
         )
-        stmt = stmt.order_by(c.local_date, c.dim, c.key, c.variant).with_for_update()
-    found = {(r.local_date, r.dim, r.key, r.variant): r for r in (await conn.execute(stmt)).all()}
-    inserts = []
-    updates = []
+    }
+    rows = []
     for k in keys:
         delta = live[k]
-        row = found.get(k)
-        if row is None:
-            inserts.append(_values(k, delta))
-            continue
-        stored: Sums = (
-            from_bytes(row.counts),
-            from_bytes(row.frt),
-            from_bytes(row.res),
-            from_bytes(row.cens),
-        )
-        values = _values(k, _add(stored, delta))
-        updates.append({"row_id": row.id, **{n: values[n] for n in _SUM_COLUMNS}})
-    if updates:
-        # One executemany for the batch (hundreds of rows), not a statement per row.
-        await conn.execute(
-            update(ROLL)
-            .where(ROLL.c.id == bindparam("row_id"))
-            .values({n: bindparam(n) for n in _SUM_COLUMNS}),
-            updates,
-        )
-    if inserts:
-        await conn.execute(ROLL.insert(), inserts)
+        stored = found.get(k)
+        if stored is not None:
+            delta = _add(
+                (
+                    from_bytes(stored[0]),
+                    from_bytes(stored[1]),
+                    from_bytes(stored[2]),
+                    from_bytes(stored[3]),
+                ),
+                delta,
+            )
+        rows.append(_values(k, delta))
+    # One statement per chunk for the batch (hundreds of rows), not a statement per row.
+    await _WRITE.run(conn, rows)
 
 
 async def apply_changes(

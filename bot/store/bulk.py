@@ -1,0 +1,215 @@
+"""Bulk writes with hand-built SQL: the intake's hot paths (messages, questions, rollups).
+
+SQLAlchemy Core converts every bound value through its type objects (``UTCDateTime``, ``JSON``,
+``LargeBinary``…) on every execute: for a batch of a thousand 60-column question rows that cost
+more than the database's own work. A ``Bulk`` statement picks one plain converter per column and
+dialect once, and writes a chunk of rows as one multi-row ``INSERT … VALUES`` with whatever
+``ON CONFLICT`` / ``RETURNING`` tail the caller gives, executed as driver SQL.
+
+Values are stored exactly as the SQLAlchemy types store them (so the ORM and Core read them
+back unchanged): on SQLite, timestamps as naive-UTC ``YYYY-MM-DD HH:MM:SS.ffffff`` text and
+booleans as 0/1; on PostgreSQL (asyncpg), aware datetimes and booleans as they are. JSON is
+text on both (``None`` is SQL NULL).
+
+Chunks hold power-of-two row counts: sqlite3 and asyncpg cache one prepared statement per SQL
+text, and a multi-row statement's text depends on its row count, so with every batch size its own
+text a connection's cache would fill with large statements; this way a few sizes are ever used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from operator import itemgetter
+from typing import Any
+
+import orjson
+from sqlalchemy import JSON, Boolean, LargeBinary, Table
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.store.models import UTCDateTime
+
+# Bound parameters per statement: SQLite's limit is 32,766, PostgreSQL's protocol 32,767.
+MAX_PARAMS = 32_000
+MAX_ROWS = 1024
+
+Convert = Callable[[Any], Any]
+
+
+def sqlite_ts(value: datetime | None) -> str | None:
+    """A timestamp as SQLAlchemy's SQLite ``DATETIME`` stores it (naive UTC, microseconds)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime written to the store; use aware UTC")
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
+
+
+def json_text(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _sqlite_bool(value: Any) -> Any:
+    return None if value is None else (1 if value else 0)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("naive datetime written to the store; use aware UTC")
+    return value
+
+
+def _bytes(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)
+
+
+def _converter(column_type: Any, dialect: str) -> Convert | None:
+    """How a column's Python value becomes the driver's (None: passed as it is)."""
+    if isinstance(column_type, UTCDateTime):
+        return sqlite_ts if dialect == "sqlite" else _aware
+    if isinstance(column_type, JSON):
+        return json_text
+    if isinstance(column_type, Boolean) and dialect == "sqlite":
+        return _sqlite_bool
+    if isinstance(column_type, LargeBinary):
+        return _bytes
+    return None
+
+
+def chunk_sizes(n: int, cap: int) -> list[int]:
+    """Split ``n`` rows into chunks of ``cap`` (a power of two) and then powers of two."""
+    sizes = []
+    while n >= cap:
+        sizes.append(cap)
+        n -= cap
+    bit = cap // 2
+    while n:
+        if n >= bit:
+            sizes.append(bit)
+            n -= bit
+        bit //= 2
+    return sizes
+
+
+class Bulk:
+    """``INSERT INTO table (columns) VALUES … <tail>`` for many rows at once.
+
+    ``tail``: dialect name → SQL after the VALUES list (``ON CONFLICT …``, ``RETURNING …``);
+    it may name ``excluded`` and the table as PostgreSQL and SQLite both accept.
+    """
+
+    def __init__(
+        self, table: Table, columns: Sequence[str], tail: Mapping[str, str] | str = ""
+    ) -> None:
+        self.table = table
+        self.columns = tuple(columns)
+        for name in self.columns:
+            if name not in table.c:
+                raise KeyError(f"{table.name} has no column {name!r}")
+        self._tail = tail
+        self._get = itemgetter(*self.columns)
+        self._convert: dict[str, tuple[tuple[int, Convert], ...]] = {}
+        self._sql: dict[tuple[str, int], str] = {}
+        cap = 1
+        while cap * 2 <= min(MAX_ROWS, MAX_PARAMS // len(self.columns)):
+            cap *= 2
+        self._cap = cap
+
+    def _converters(self, dialect: str) -> tuple[tuple[int, Convert], ...]:
+        found = self._convert.get(dialect)
+        if found is None:
+            found = tuple(
+                (i, conv)
+                for i, name in enumerate(self.columns)
+                if (conv := _converter(self.table.c[name].type, dialect)) is not None
+            )
+            self._convert[dialect] = found
+        return found
+
+    def sql(self, dialect: str, rows: int) -> str:
+        found = self._sql.get((dialect, rows))
+        if found is None:
+            found = self._sql[dialect, rows] = self._build(dialect, rows)
+        return found
+
+    def _build(self, dialect: str, rows: int) -> str:
+        n = len(self.columns)
+        if dialect == "postgresql":
+            values = ",".join(
+                "(" + ",".join(f"${r * n + i + 1}" for i in range(n)) + ")" for r in range(rows)
+            )
+        else:
+            values = ",".join(["(" + ",".join("?" * n) + ")"] * rows)
+        tail = self._tail if isinstance(self._tail, str) else self._tail.get(dialect, "")
+        return f"INSERT INTO {self.table.name} ({','.join(self.columns)}) VALUES {values} {tail}"
+
+    def params(self, rows: Sequence[Mapping[str, Any]], dialect: str) -> list[Any]:
+        convert = self._converters(dialect)
+        get = self._get
+        single = len(self.columns) == 1
+        out: list[Any] = []
+        for row in rows:
+            values = [get(row)] if single else list(get(row))
+            for i, conv in convert:
+                values[i] = conv(values[i])
+            out += values
+        return out
+
+    async def run(
+        self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]
+    ) -> list[tuple[Any, ...]]:
+        """Write ``rows`` (mappings with every column); the ``RETURNING`` rows, if any."""
+        dialect = conn.dialect.name
+        out: list[tuple[Any, ...]] = []
+        start = 0
+        for size in chunk_sizes(len(rows), self._cap):
+            chunk = rows[start : start + size]
+            start += size
+            result = await conn.exec_driver_sql(
+                self.sql(dialect, size), tuple(self.params(chunk, dialect))
+            )
+            if result.returns_rows:
+                out += [tuple(r) for r in result.all()]
+        return out
+
+
+async def rows_by_key(
+    conn: AsyncConnection,
+    table: Table,
+    key: Sequence[str],
+    keys: Sequence[tuple[Any, ...]],
+    columns: Sequence[str],
+    *,
+    lock: bool = False,
+) -> list[tuple[Any, ...]]:
+    """``columns`` of the rows whose ``key`` columns equal one of ``keys`` (plain driver values).
+
+    ``lock`` (PostgreSQL): ``FOR UPDATE``, rows locked in key order (one order everywhere, so
+    two writers never deadlock). Key values must be text or numbers, compared as they are.
+    """
+    if not keys:
+        return []
+    dialect = conn.dialect.name
+    n = len(key)
+    cap = 1
+    while cap * 2 <= min(MAX_ROWS, MAX_PARAMS // n):
+        cap *= 2
+    head = f"SELECT {','.join(columns)} FROM {table.name} WHERE ({','.join(key)}) IN (VALUES "
+    order = f") ORDER BY {','.join(key)} FOR UPDATE" if lock and dialect == "postgresql" else ")"
+    out: list[tuple[Any, ...]] = []
+    start = 0
+    for size in chunk_sizes(len(keys), cap):
+        chunk = keys[start : start + size]
+        start += size
+        if dialect == "postgresql":
+            values = ",".join(
+                "(" + ",".join(f"${r * n + i + 1}" for i in range(n)) + ")" for r in range(size)
+            )
+        else:
+            values = ",".join(["(" + ",".join("?" * n) + ")"] * size)
+        params = tuple(v for k in chunk for v in k)
+        result = await conn.exec_driver_sql(head + values + order, params)
+        out += [tuple(r) for r in result.all()]
+    return out
