@@ -302,7 +302,45 @@ async def sweep(
     return len(effects)
 
 
-TICKS: tuple[Tick, ...] = (Tick("sla-sweep", 60.0, sweep),)
+# Questions folded into the rollups per pass at most: a pass holds SQLite's write lock.
+FOLD_LIMIT = 5_000
+
+
+async def fold_rollups(
+    engine: AsyncEngine,
+    cfg: AppConfig,
+    clock: Clock,
+    sla_calendar_of: Callable[[str], BusinessCalendar],
+) -> int:
+    """Fold the questions that settled since the last pass into the per-day rollups.
+
+    Off the intake path: a batch only writes question rows; once a question's facts stop
+    depending on as_of (``settle_at``), it joins the rollups here, once. Reports read the rest
+    from the question rows, so the figures are the same whenever this runs.
+    """
+    now = clock.now()
+    async with engine.connect() as conn:
+        mark = await sla_rollup.watermark(conn)
+        if mark >= now or not await sla_rollup.settling(conn, mark, now):
+            return 0  # nothing settled: no write (SQLite's lock stays with the intake)
+    async with engine.begin() as conn:
+        n, _ = await sla_rollup.move_watermark(
+            conn,
+            now,
+            calendar_of=sla_calendar_of,
+            tz=ZoneInfo(cfg.bot.timezone),
+            now=now,
+            limit=FOLD_LIMIT,
+        )
+    if n:
+        log.info("folded %d settled question(s) into the rollups", n)
+    return n
+
+
+TICKS: tuple[Tick, ...] = (
+    Tick("sla-sweep", 60.0, sweep),
+    Tick("sla-rollup-fold", 30.0, fold_rollups),
+)
 
 
 async def context(app: web.Application) -> AsyncIterator[None]:
@@ -342,6 +380,14 @@ async def context(app: web.Application) -> AsyncIterator[None]:
                 now=clock.now(),
             )
             log.info("rolled up %d day(s) of questions", len(missing))
+        # A store from before the watermark (or a clock set back): take the questions that
+        # settle after now out of the rollups, so the intake does not have to keep them in.
+        now = clock.now()
+        if await sla_rollup.watermark(conn) > now:
+            n, _ = await sla_rollup.move_watermark(
+                conn, now, calendar_of=calendar_of, tz=ZoneInfo(cfg.bot.timezone), now=now
+            )
+            log.info("rollup watermark moved back to now (%d question(s) still settling)", n)
     sent = {s.question.id: set(s.alert_levels_sent) for s in stored}
     app[DISPATCHER].provide(
         question_engine=engine,

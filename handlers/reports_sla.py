@@ -159,7 +159,11 @@ class _Plan:
     as_of_epoch: float
     day_starts: dict[str, tuple[float, float]]  # range day → (UNIX s, business position)
     inf: _Cols  # the same columns as of +inf (the rollups' view of every question)
-    moving_n: int = 0  # questions with settle_at > as_of (rollup mode corrects for them)
+    moving_n: int = 0  # questions with settle_at > cut (rollup mode corrects for them)
+    # The rollups' watermark: they hold the questions with settle_at <= mark. Questions after
+    # min(as_of, mark) (``cut``) are read exactly; the +inf share of those the rollups hold
+    # (settle_at <= mark) is taken out.
+    mark: datetime = roll.INF
     # Rollup rows read ahead on a second connection, by (dim, histograms) (see ``build``).
     ahead: asyncio.Task[dict[_ReadKey, _Read]] | None = None
 
@@ -196,13 +200,13 @@ def _on_moving(stmt: Any) -> Any:
     )
 
 
-async def _copy_moving(conn: AsyncConnection, as_of: datetime) -> None:
+async def _copy_moving(conn: AsyncConnection, cut: datetime) -> None:
     await conn.execute(text(f"DROP TABLE IF EXISTS {_MOVING_TABLE}"))
     await conn.execute(
         text(
             f"CREATE TEMPORARY TABLE {_MOVING_TABLE} AS "
-            f"SELECT {', '.join(_MOVING_COLUMNS)} FROM question WHERE settle_at > :as_of"
-        ).bindparams(bindparam("as_of", as_of, type_=Q.c.settle_at.type))
+            f"SELECT {', '.join(_MOVING_COLUMNS)} FROM question WHERE settle_at > :cut"
+        ).bindparams(bindparam("cut", cut, type_=Q.c.settle_at.type))
     )
 
 
@@ -250,12 +254,13 @@ async def _plan(conn: AsyncConnection, cfg: AppConfig, req: ReportRequest) -> _P
     in_range = await roll.questions_in(conn, days[0], days[-1])
     if in_range <= EXACT_LIMIT:
         return plan
+    mark = await roll.watermark(conn)
     moving_n = (
-        await conn.execute(select(func.count()).where(Q.c.settle_at > c.as_of))
+        await conn.execute(select(func.count()).where(Q.c.settle_at > min(c.as_of, mark)))
     ).scalar_one()
     if moving_n > in_range * MOVING_SHARE:
         return plan  # an as_of far in the past: most facts still move, SQL is cheaper
-    return dataclasses.replace(plan, rollups=True, moving_n=int(moving_n))
+    return dataclasses.replace(plan, rollups=True, moving_n=int(moving_n), mark=mark)
 
 
 def _range(req: ReportRequest, *, indexed: bool = True) -> list[Any]:
@@ -344,8 +349,18 @@ def _accs(accs: dict[str, _Acc], dim: _Dim, plan: _Plan, k: Any) -> list[_Acc]:
     return [_acc(accs, key) for key in _keys(dim, plan, k)]
 
 
+def _cut(plan: _Plan) -> datetime:
+    """Questions settling after this are not final at as_of or not in the rollups."""
+    return min(plan.c.as_of, plan.mark)
+
+
 def _moving(plan: _Plan) -> Any:
-    return Q.c.settle_at > plan.c.as_of
+    return Q.c.settle_at > _cut(plan)
+
+
+def _held(plan: _Plan) -> Any:
+    """The moving questions the rollups hold (their +inf share is taken out)."""
+    return Q.c.settle_at <= plan.mark
 
 
 def _exact_where(plan: _Plan, *, inf: bool = False) -> list[Any]:
@@ -426,7 +441,7 @@ async def _exact_counts(
     inf = plan.inf
     _, _, inf_extra = _source(conn, dim, plan, inf)
     now_gate = and_(Q.c.opened_epoch <= plan.as_of_epoch, *extra)
-    inf_gate = and_(true(), *inf_extra)
+    inf_gate = and_(_held(plan), *inf_extra)
     cols = [
         *_counter_cols(plan.c, now_gate, frt_value=plan.c.frt, prefix="now_", only=dim.counters),
         *_counter_cols(
@@ -514,7 +529,7 @@ async def _inf_values(
     src, key, extra = _source(conn, dim, plan, c)
     business = plan.req.basis == "business"
     res_col = Q.c.resolution_business_s if business else Q.c.resolution_calendar_s
-    where = [*_exact_where(plan, inf=True), c.eligible, *extra]
+    where = [*_exact_where(plan, inf=True), _held(plan), c.eligible, *extra]
     for kind, v, cond in (
         ("frt", roll.bucket_sql(c.frt, d), [c.answered, c.frt.isnot(None)]),
         ("res", roll.bucket_sql(res_col, d), [Q.c.resolved_at.isnot(None), res_col.isnot(None)]),
@@ -619,7 +634,7 @@ async def _backlog(conn: AsyncConnection, plan: _Plan, dim: _Dim, accs: dict[str
         stmt = (
             select(key.label("k"), func.count().label("n"))
             .select_from(src)
-            .where(*moving, inf.eligible, inf.resp_at.is_(None))
+            .where(*moving, _held(plan), inf.eligible, inf.resp_at.is_(None))
             .group_by(key)
         )
         for r in await _rows(conn, plan, stmt):
@@ -861,7 +876,7 @@ def _notes(plan: _Plan) -> tuple[str, ...]:
     if plan.rollups:
         source = (
             f"per-day rollups, with {plan.moving_n} question(s) still moving at as_of "
-            "recomputed exactly"
+            "or settled after the rollups' watermark recomputed exactly"
         )
     else:
         source = "every question aggregated exactly in SQL"
@@ -922,10 +937,37 @@ async def build(db: AsyncEngine, cfg: AppConfig, req: ReportRequest) -> list[Rep
     unknown = [v for v in views if v not in ALL_VIEWS]
     if unknown:
         raise ValueError(f"unknown sla view {unknown[0]!r} (one of {', '.join(ALL_VIEWS)})")
-    tables: list[ReportTable] = []
     operator = req.filters.get("operator") or None
+    for _ in range(_ATTEMPTS - 1):
+        tables, plan = await _build_once(db, cfg, req, views, operator)
+        if not plan.rollups:
+            return tables
+        # A fold moves the watermark and the rollups together; if one committed while this
+        # report read them (on two connections), the halves may disagree: read again.
+        async with db.connect() as conn:
+            if await roll.watermark(conn) == plan.mark:
+                return tables
+    tables, _ = await _build_once(db, cfg, req, views, operator, rollups=False)
+    return tables
+
+
+_ATTEMPTS = 3  # the last one exact in SQL: it cannot race a fold
+
+
+async def _build_once(
+    db: AsyncEngine,
+    cfg: AppConfig,
+    req: ReportRequest,
+    views: Sequence[str],
+    operator: str | None,
+    *,
+    rollups: bool = True,
+) -> tuple[list[ReportTable], _Plan]:
+    tables: list[ReportTable] = []
     async with db.connect() as conn:
         plan = await _plan(conn, cfg, req)
+        if not rollups:
+            plan = dataclasses.replace(plan, rollups=False, moving_n=0)
         notes = _notes(plan)
         if plan.rollups:
             # Reading and unpacking the rollups (Python) overlaps the moving questions' SQL.
@@ -933,7 +975,7 @@ async def build(db: AsyncEngine, cfg: AppConfig, req: ReportRequest) -> list[Rep
             plan = dataclasses.replace(plan, ahead=asyncio.ensure_future(_read(db, plan, wanted)))
         try:
             if plan.rollups and plan.moving_n:
-                await _copy_moving(conn, plan.c.as_of)
+                await _copy_moving(conn, _cut(plan))
             await _views(conn, plan, views, notes, operator, tables)
         finally:
             if plan.ahead is not None:
@@ -941,7 +983,7 @@ async def build(db: AsyncEngine, cfg: AppConfig, req: ReportRequest) -> list[Rep
                 await asyncio.gather(plan.ahead, return_exceptions=True)
             if plan.rollups and plan.moving_n:
                 await _drop_moving(conn)
-    return tables
+    return tables, plan
 
 
 async def _read(db: AsyncEngine, plan: _Plan, wanted: Sequence[_ReadKey]) -> dict[_ReadKey, _Read]:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Pre-release only: rebuild migration 0001 from bot/store/models.py (no deployment has it yet).
-# Once a release ships, schema changes become new, hand-checked migrations instead.
+# Rebuild migration 0001 from bot/store/models.py. Only while no later migration exists: with
+# 0002 and after in place, schema changes are new, hand-checked migrations instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)

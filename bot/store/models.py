@@ -311,6 +311,20 @@ class SlaRollupDay(SQLModel, table=True):
     rebuilt_at: datetime | None = _ts(nullable=True)
 
 
+class SlaRollupState(SQLModel, table=True):
+    """One row: the rollups' watermark (bot/store/sla_rollup.py).
+
+    The rollups hold exactly the questions whose ``settle_at`` is at or before ``watermark``;
+    the ones after it are added by the report from the question rows.
+    """
+
+    __tablename__ = "sla_rollup_state"
+
+    id: int = Field(default=1, primary_key=True)
+    watermark: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
 class TaskInstance(SQLModel, table=True):
     """One SOP task for one guide on one local date (unique), materialized from a plan."""
 

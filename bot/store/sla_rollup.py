@@ -12,17 +12,24 @@ response and resolution has happened and every due time has passed. ``question.s
 (``settle_time``) is the instant from which a question's contribution no longer depends on
 ``as_of``: its responses and resolution, and for a view without a response every threshold an
 unanswered question crosses (3 minutes in both bases, both FRT due times, the 48 h due time and
-48 h of age, so it sits in the ">48h" backlog band). A report at ``as_of`` reads the rollups and
-corrects them with the few questions whose ``settle_at`` is later (``handlers/reports_sla.py``),
-so reports as of any past instant stay exact. ``sla_rollup_day`` counts each day's questions
-(to choose between rollups and plain SQL) and keeps the day's latest ``settle_at``.
+48 h of age, so it sits in the ">48h" backlog band). The rollups hold exactly the questions with
+``settle_at`` at or before the **watermark** (``sla_rollup_state``, a little behind the clock);
+a report at ``as_of`` reads them and adds, from the question rows, every question settling after
+``min(as_of, watermark)``, taking out the +inf share of those the rollups hold
+(``handlers/reports_sla.py``), so reports as of any past instant stay exact.
+``sla_rollup_day`` counts each day's questions (to choose between rollups and plain SQL) and
+keeps the day's latest ``settle_at``.
 
-**Kept up to date in the writer's transaction.** ``apply_changes`` is called by
-``bot.store.questions.save_effects`` with each touched question's row before and after: the old
-contribution is subtracted and the new one added (read-modify-write under ``FOR UPDATE`` on
-PostgreSQL). Late events (a message backfilled hours late, a recall, a dismissal, a reopening)
-are effects like any other, so their day's rollup moves in the same transaction; ``settled_at``
-only grows. ``rebuild_days`` recomputes days from the question rows (repair, rows written outside
+**Kept off the intake path.** A question usually changes while it is young and settles long
+after (48 h for an unanswered one), so an intake batch writes question rows only: the
+``sla-rollup-fold`` tick (``move_watermark``) adds the questions that settled since its last
+pass, each once, and moves the watermark past them in the same transaction. A change to a
+question the rollups already hold (a message backfilled hours late, a recall, a dismissal, a
+late answer) goes through ``apply_changes`` in the writer's transaction: the old contribution is
+subtracted if the rollups held it, the new one added if it is still settled by the watermark
+(read-modify-write under ``FOR UPDATE`` on PostgreSQL; the watermark row is read ``FOR SHARE``
+there, so a batch and a fold never disagree on it). ``settled_at`` only grows.
+``rebuild_days`` recomputes days from the question rows (repair, rows written outside
 ``save_effects``, e.g. bulk loads) and ``missing_days`` finds days with questions but no rollup.
 
 **Packed sums.** Each row's sums are Python integers made of fixed-width unsigned fields
@@ -60,6 +67,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    update,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -68,12 +76,15 @@ from sqlalchemy.sql.elements import ColumnElement
 from bot.store import bulk
 from bot.store.bulk import Bulk
 from bot.store.models import Question as QuestionRow
-from bot.store.models import SlaRollup, SlaRollupDay
+from bot.store.models import SlaRollup, SlaRollupDay, SlaRollupState
 from sop.timers import Calendar
 
 Q = QuestionRow.__table__  # type: ignore[attr-defined]
 ROLL = SlaRollup.__table__  # type: ignore[attr-defined]
 DAY = SlaRollupDay.__table__  # type: ignore[attr-defined]
+STATE = SlaRollupState.__table__  # type: ignore[attr-defined]
+# The watermark of a store whose rollups hold every question (the "+inf" of the reports).
+INF = datetime(2999, 1, 1, tzinfo=UTC)
 
 VARIANTS: tuple[tuple[str, bool], ...] = (
     ("business", True),
@@ -638,6 +649,14 @@ async def _apply_deltas(
     await _WRITE.run(conn, rows)
 
 
+def _rolled(row: Mapping[str, Any] | None, mark: datetime) -> bool:
+    """Whether the rollups hold ``row``'s contribution (settled by the watermark)."""
+    if row is None:
+        return False
+    at = row.get("settle_at")
+    return at is not None and at <= mark
+
+
 async def apply_changes(
     conn: AsyncConnection,
     changes: Iterable[tuple[Mapping[str, Any] | None, Mapping[str, Any]]],
@@ -645,19 +664,27 @@ async def apply_changes(
     calendar_of: ChatCalendar,
     tz: ZoneInfo,
 ) -> None:
-    """Move the rollups by (old row or None, new row) pairs, in the caller's transaction."""
+    """Move the rollups by (old row or None, new row) pairs, in the caller's transaction.
+
+    Only rows settled by the watermark are in the rollups: an old row that was takes its
+    contribution out, a new row that is puts its in. Most changes touch neither (a question
+    settles long after its last event), so this is usually just the day counts.
+    """
+    changes = list(changes)
+    if not changes:
+        return
+    mark = await watermark(conn, lock="share")
     deltas: dict[tuple[str, str, str, str], Sums] = defaultdict(lambda: ZERO)
     settled: dict[str, datetime] = {}
     counts: dict[str, int] = defaultdict(int)
     for old, new in changes:
         cal = calendar_of(f"{new['platform']}:{new['chat_id']}")
-        axis = tenant_axis(cal, tz)
         for sign, row in ((-1, old), (1, new)):
-            if row is None:
+            if row is None or not _rolled(row, mark):
                 continue
             day = str(row["local_date"])
             for (dim, key, variant), data in contributions(
-                row, day_positions(day, tz, axis)
+                row, day_positions(day, tz, tenant_axis(cal, tz))
             ).items():
                 deltas[(day, dim, key, variant)] = _add(
                     deltas[(day, dim, key, variant)], data, sign
@@ -669,6 +696,85 @@ async def apply_changes(
             settled[day] = at
     await _apply_deltas(conn, deltas)
     await _bump_days(conn, settled, counts)
+
+
+async def watermark(conn: AsyncConnection, *, lock: str | None = None) -> datetime:
+    """The rollups' watermark: they hold exactly the questions with ``settle_at`` <= it.
+
+    ``lock`` (PostgreSQL): ``"share"`` for writers that decide by it (intake batches: many at
+    once), ``"update"`` for the one that moves it; so a batch never decides by a watermark a
+    concurrent fold is about to move past its rows.
+    """
+    stmt = select(STATE.c.watermark).where(STATE.c.id == 1)
+    if lock is not None and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(read=lock == "share")
+    found = (await conn.execute(stmt)).scalar_one_or_none()
+    return found if found is not None else INF
+
+
+async def settling(conn: AsyncConnection, after: datetime, until: datetime) -> bool:
+    """Whether any question settles in ``(after, until]`` (a read: no lock, cheap)."""
+    stmt = select(Q.c.id).where(Q.c.settle_at > after, Q.c.settle_at <= until).limit(1)
+    return (await conn.execute(stmt)).first() is not None
+
+
+async def move_watermark(
+    conn: AsyncConnection,
+    to: datetime,
+    *,
+    calendar_of: ChatCalendar,
+    tz: ZoneInfo,
+    now: datetime,
+    limit: int | None = None,
+) -> tuple[int, datetime]:
+    """Move the watermark to ``to``; returns (questions moved in or out, the new watermark).
+
+    Forward, the questions settling in between are added to the rollups (at most ``limit`` of
+    them a pass: the watermark then stops at the last one's ``settle_at``, ties included); back,
+    they are taken out. In the caller's transaction, which this first makes a writer (SQLite:
+    holds the write lock from here on; PostgreSQL: locks the watermark row).
+    """
+    await conn.execute(update(STATE).where(STATE.c.id == 1).values(updated_at=now))
+    mark = await watermark(conn, lock="update")
+    if to == mark:
+        return 0, mark
+    forward = to > mark
+    lo, hi = (mark, to) if forward else (to, mark)
+    if forward and limit:
+        nth = (
+            select(Q.c.settle_at)
+            .where(Q.c.settle_at > lo, Q.c.settle_at <= hi)
+            .order_by(Q.c.settle_at)
+            .offset(limit - 1)
+            .limit(1)
+        )
+        cut = (await conn.execute(nth)).scalar_one_or_none()
+        if cut is not None:
+            hi = cut
+    sums: dict[tuple[str, str, str, str], _Builder] = defaultdict(_Builder)
+    positions: dict[str, tuple[float, float]] = {}
+    n = 0
+    result = await conn.stream(select(Q).where(Q.c.settle_at > lo, Q.c.settle_at <= hi))
+    async for part in result.partitions(5000):
+        for r in part:
+            row = dict(r._mapping)
+            day = str(row["local_date"])
+            pos = positions.get(day)
+            if pos is None:
+                cal = calendar_of(f"{row['platform']}:{row['chat_id']}")
+                pos = positions[day] = day_positions(day, tz, tenant_axis(cal, tz))
+            n += 1
+            for (dim, key, variant), raw in raw_contributions(row, pos):
+                sums[(day, dim, key, variant)].add(raw)
+    sign = 1 if forward else -1
+    await _apply_deltas(conn, {k: _scale(b.sums(), sign) for k, b in sums.items()})
+    new_mark = hi if forward else lo
+    await conn.execute(update(STATE).where(STATE.c.id == 1).values(watermark=new_mark))
+    return n, new_mark
+
+
+def _scale(sums: Sums, sign: int) -> Sums:
+    return sums if sign == 1 else _add(ZERO, sums, -1)
 
 
 async def rebuild_days(
@@ -685,6 +791,7 @@ async def rebuild_days(
     ``axis``: the tenant calendar's business axis (default: the axis of the first row's group).
     """
     total = 0
+    mark = await watermark(conn, lock="share")
     for day in days:
         await conn.execute(delete(ROLL).where(ROLL.c.local_date == day))
         await conn.execute(delete(DAY).where(DAY.c.local_date == day))
@@ -700,8 +807,9 @@ async def rebuild_days(
                 if positions is None:
                     positions = day_positions(day, tz, axis or tenant_axis(cal, tz))
                 n += 1
-                for k, raw in raw_contributions(row, positions):
-                    sums[k].add(raw)
+                if _rolled(row, mark):
+                    for k, raw in raw_contributions(row, positions):
+                        sums[k].add(raw)
                 at = row.get("settle_at") or settle_time(row, cal)
                 if at is not None and (settled is None or at > settled):
                     settled = at

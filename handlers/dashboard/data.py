@@ -165,12 +165,16 @@ async def backlog_bands(
         stmt = select(*cols).where(_ELIGIBLE, Q.c.opened_at <= as_of, unanswered_now)
         row = (await conn.execute(_where(stmt, principal))).one()
         return {label: int(row._mapping[label] or 0) for label, _ in BACKLOG_BANDS}
-    moving = Q.c.settle_at > as_of
+    # The rollups hold the questions settled by their watermark; the rest, and those still
+    # moving at as_of, are read here.
+    mark = await roll.watermark(conn)
+    moving = Q.c.settle_at > min(as_of, mark)
     # One pass over the moving questions: their bands at as_of, and how many of them the
-    # rollups count as unanswered (eligible, no response at all in the view).
+    # rollups count as unanswered (held by them, eligible, no response at all in the view).
     opened = Q.c.opened_epoch <= as_of.timestamp()  # not opened_at: stay on the settle_at index
     bands = [func.sum(case((and_(opened, unanswered_now, cond), 1), else_=0)) for cond in conds]
-    stmt = select(*bands, func.sum(case((resp_at.is_(None), 1), else_=0))).where(moving, _ELIGIBLE)
+    held = and_(resp_at.is_(None), Q.c.settle_at <= mark)
+    stmt = select(*bands, func.sum(case((held, 1), else_=0))).where(moving, _ELIGIBLE)
     row = (await conn.execute(stmt)).one()
     out = {label: int(row[i] or 0) for i, (label, _) in enumerate(BACKLOG_BANDS)}
     still_moving = int(row[len(BACKLOG_BANDS)] or 0)

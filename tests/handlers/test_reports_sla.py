@@ -271,3 +271,152 @@ def test_buckets_in_sql_equal_buckets_in_python() -> None:
     db.executemany("INSERT INTO t VALUES (?)", [(v,) for v in values])
     got = [r[0] for r in db.execute(f"SELECT {sql} FROM t ORDER BY rowid")]
     assert got == [sla_rollup.frt_bucket(v) for v in values]
+
+
+# --- the rollups' watermark ---------------------------------------------------------------------
+
+# Before every question, between their answers and resolutions, and after all of them settle.
+MARKS = (at(9, 0, 0), at(10, 10, 5), at(10, 12, 0), at(11, 15, 3), at(12, 10, 0), at(20, 0, 0))
+
+
+async def _move(db: AsyncEngine, to: datetime, limit: int | None = None) -> int:
+    async with db.begin() as conn:
+        n, _ = await sla_rollup.move_watermark(
+            conn, to, calendar_of=lambda c: CAL, tz=TZ, now=at(20, 0, 0), limit=limit
+        )
+    return n
+
+
+async def _rebuilt(db: AsyncEngine) -> dict[tuple[str, str, str, str], tuple[int, ...]]:
+    """The rollups a rebuild at the current watermark gives (the store is left rebuilt)."""
+    async with db.begin() as conn:
+        days = await sla_rollup.all_days(conn)
+        await sla_rollup.rebuild_days(
+            conn, days, calendar_of=lambda c: CAL, tz=TZ, now=at(20, 0, 0)
+        )
+    return await _rollup_rows(db)
+
+
+async def test_rollups_hold_exactly_the_questions_settled_by_the_watermark(
+    engine: AsyncEngine,
+) -> None:
+    """Moving the watermark forth and back in any order leaves what a rebuild there gives."""
+    await _scenario(engine)
+    for mark in (MARKS[3], MARKS[0], MARKS[5], MARKS[1], MARKS[4], MARKS[2], sla_rollup.INF):
+        await _move(engine, mark)
+        moved = {k: v for k, v in (await _rollup_rows(engine)).items() if any(v)}
+        assert moved == await _rebuilt(engine), mark
+    async with engine.connect() as conn:
+        assert await sla_rollup.watermark(conn) == sla_rollup.INF
+    await _move(engine, MARKS[0])
+    assert not any(any(v) for v in (await _rollup_rows(engine)).values())
+
+
+async def test_a_bounded_fold_stops_on_a_settle_time_and_ends_where_one_pass_does(
+    engine: AsyncEngine,
+) -> None:
+    await _scenario(engine)
+    await _move(engine, MARKS[0])
+    passes, moved = 0, 0
+    while True:
+        async with engine.connect() as conn:
+            if await sla_rollup.watermark(conn) >= MARKS[5]:
+                break
+        moved += await _move(engine, MARKS[5], limit=2)
+        passes += 1
+    assert moved == 8  # every question once
+    assert passes >= 4
+    stepwise = await _rollup_rows(engine)
+    await _move(engine, MARKS[0])
+    await _move(engine, MARKS[5])
+    assert await _rollup_rows(engine) == stepwise
+
+
+@pytest.mark.parametrize("mark", MARKS)
+async def test_reports_from_rollups_match_the_exact_report_at_any_watermark(
+    engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mark: datetime
+) -> None:
+    """Rollups cut at any watermark (before, between, after as_of) + the rest in SQL = exact."""
+    from bot.webauth import Principal
+    from handlers.dashboard import data
+
+    await _scenario(engine)
+    await _move(engine, mark)
+    admin = Principal("a", "a", "admin", "", None)
+    for as_of in AS_OFS:
+        for strict in (True, False):
+            for basis in BASES:
+                req = ReportRequest(
+                    date(2026, 3, 10), date(2026, 3, 12), as_of, basis=basis, strict=strict
+                )
+                exact, rolled = await _both(engine, tmp_path, monkeypatch, req)
+                assert "rollups" in rolled[0].notes[1]
+                for e, r in zip(exact, rolled, strict=True):
+                    assert [_comparable(x) for x in e.rows] == [
+                        _comparable(x) for x in r.rows
+                    ], (e.title, as_of, strict, basis)
+            async with engine.connect() as conn:
+                scan = await data.backlog_bands(conn, admin, as_of, strict)
+                with monkeypatch.context() as m:
+                    m.setattr(data, "ROLLUP_BACKLOG_MIN", -1)
+                    assert await data.backlog_bands(conn, admin, as_of, strict) == scan
+
+
+async def _scenario_rollups(db: AsyncEngine) -> dict[tuple[str, str, str, str], tuple[int, ...]]:
+    """The scenario's rollups with everything folded, in a fresh in-memory store."""
+    from bot.store.db import make_engine, upgrade
+
+    fresh = make_engine("sqlite+aiosqlite:///:memory:")
+    try:
+        await upgrade(fresh)
+        await _scenario(fresh)
+        return await _rollup_rows(fresh)
+    finally:
+        await fresh.dispose()
+
+
+async def test_late_events_on_folded_questions_move_the_rollups(engine: AsyncEngine) -> None:
+    """A dismissal and a late answer after their questions were folded: rollups = rebuild."""
+    eng = await _scenario(engine)
+    await _move(engine, at(14, 0, 0))  # everything of days 10-12 has settled by then
+    late = [
+        eng.dismiss("Q7", by="li", reason="duplicate", at=at(14, 9, 0)),
+        eng.on_staff_message(G1, "s3", "li", at(14, 9, 5), reply_to_msg_id="m3"),
+    ]
+    for effects in late:
+        async with engine.begin() as conn:
+            await store.save_effects(conn, effects, _ctx(eng, at(14, 9, 5)))
+    incremental = {k: v for k, v in (await _rollup_rows(engine)).items() if any(v)}
+    assert incremental == await _rebuilt(engine)
+    before = await _scenario_rollups(engine)
+    day = sla_rollup.unpack_counts(incremental[("2026-03-11", "day", "", "business/strict")][0])
+    assert day["n_dismissed"] == 1  # Q7
+    tue = ("2026-03-10", "day", "", "business/lenient")
+
+    def tuesday(rows: dict[tuple[str, str, str, str], tuple[int, ...]]) -> dict[str, float]:
+        return sla_rollup.unpack_counts(rows[tue][0])
+
+    # Answered after the watermark, Q3 settles again later: out of the rollups until folded.
+    assert tuesday(incremental)["n_cohort"] == tuesday(before)["n_cohort"] - 1
+    await _move(engine, at(15, 0, 0))
+    folded = await _rollup_rows(engine)
+    assert tuesday(folded)["n_cohort"] == tuesday(before)["n_cohort"]
+    assert tuesday(folded)["n_answered"] == tuesday(before)["n_answered"] + 1
+
+
+async def test_the_fold_tick_folds_what_settled_and_nothing_else(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    from bot.clock import ManualClock
+    from handlers import questions as question_handlers
+
+    await _scenario(engine)
+    await _move(engine, MARKS[0])
+    cfg = make_config(tmp_path)
+    clock = ManualClock(at(10, 12, 0))
+    n = await question_handlers.fold_rollups(engine, cfg, clock, lambda c: CAL)
+    async with engine.connect() as conn:
+        assert await sla_rollup.watermark(conn) == at(10, 12, 0)
+        assert await sla_rollup.settling(conn, MARKS[0], at(10, 12, 0)) is True
+    assert 0 < n < 8
+    assert await question_handlers.fold_rollups(engine, cfg, clock, lambda c: CAL) == 0
