@@ -2,7 +2,9 @@
 
 Run from the repo root: ``python -m benchmarks.detector``. Prints precision/recall/F1 on the whole
 set, on the dev half (even lines, used while tuning) and on the held-out half (odd lines), error
-counts per kind, some misclassified messages, and classifications per second.
+counts per kind, some misclassified messages, classifications per second, and µs per message for
+the intake's detector calls: the three separate calls the question handler makes for a customer
+message, the single-pass ``analyze`` that gives the same verdicts, and ``is_holding_reply``.
 """
 
 from __future__ import annotations
@@ -10,10 +12,19 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sop.detect import DEFAULT, DetectorConfig, classify
+from sop.detect import (
+    DEFAULT,
+    DetectorConfig,
+    analyze,
+    classify,
+    is_acknowledgement,
+    is_exempt,
+    is_holding_reply,
+)
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "group_messages_labelled.jsonl"
 
@@ -104,8 +115,59 @@ def throughput(samples: list[Sample], n: int = 200_000) -> float:
     return n / (time.perf_counter() - start)
 
 
+def separate_calls(s: Sample) -> None:
+    """The customer path as handlers/questions.py makes it: classify, then ack, then exempt."""
+    classify(s.text, mentions_staff=s.mentions_staff, media_only=s.media_only)
+    is_acknowledgement(s.text)
+    if not s.media_only:  # the handler short-circuits: `not media_only and is_exempt(...)`
+        is_exempt(s.text)
+
+
+def single_pass(s: Sample) -> None:
+    """The same three verdicts from one call."""
+    analyze(s.text, mentions_staff=s.mentions_staff, media_only=s.media_only)
+
+
+def holding_reply(s: Sample) -> None:
+    """The staff path's only detector call."""
+    is_holding_reply(s.text)
+
+
+def us_per_message(
+    calls: Mapping[str, Callable[[Sample], None]], samples: list[Sample], reps: int, rounds: int
+) -> dict[str, float]:
+    """Best-of-rounds µs per message for each call over the set repeated reps times.
+
+    CPU time, not wall time, so that other processes on the machine count less; rounds alternate
+    between the calls so that what load remains hits them alike; the minimum is the round least
+    disturbed.
+    """
+    work = samples * reps
+    best = dict.fromkeys(calls, float("inf"))
+    for _ in range(rounds):
+        for name, call in calls.items():
+            start = time.process_time()
+            for s in work:
+                call(s)
+            best[name] = min(best[name], time.process_time() - start)
+    return {name: t / len(work) * 1e6 for name, t in best.items()}
+
+
+def print_call_costs(samples: list[Sample], reps: int = 40, rounds: int = 7) -> None:
+    """µs per message for the intake's detector calls: today's three calls against analyze."""
+    calls = {"separate": separate_calls, "analyze": single_pass, "holding": holding_reply}
+    us = us_per_message(calls, samples, reps, rounds)
+    print(f"\nµs per message, best of {rounds} rounds over {len(samples) * reps:,} messages:")
+    print(f"  customer: classify + is_acknowledgement + is_exempt  {us['separate']:6.2f}")
+    print(
+        f"  customer: analyze                                    {us['analyze']:6.2f}"
+        f"  ({us['separate'] / us['analyze']:.1f}x less)"
+    )
+    print(f"  staff:    is_holding_reply                           {us['holding']:6.2f}")
+
+
 def main() -> None:
-    """Print quality figures, per-kind errors, examples and throughput."""
+    """Print quality figures, per-kind errors, examples, throughput and per-call cost."""
     samples = load()
     print(score(samples).line("all"))
     print(score(dev_half(samples)).line("dev"))
@@ -124,6 +186,7 @@ def main() -> None:
     english = [s for s in samples if s.text.isascii() and s.text.strip()]
     print(f"\nEnglish share: {len(english) / len(samples):.1%}")
     print(f"throughput: {throughput(samples):,.0f} messages/s (200k classifications)")
+    print_call_costs(samples)
 
 
 if __name__ == "__main__":
