@@ -124,9 +124,19 @@ class Intake:
         """The gateways' sink. Blocks while the queue is full (backpressure)."""
         self._pending += 1
         self._idle.clear()
-        await self._queue.put((event, asyncio.get_running_loop().time()))
+        queue = self._queue
+        if queue.full():
+            await queue.put((event, self._loop_time()))
+        else:
+            queue.put_nowait((event, self._loop_time()))
+
+    def _loop_time(self) -> float:
+        # Replaced by the running loop's clock in start(): get_running_loop() makes a system
+        # call (getpid) on every use, a few percent of the loop at 10,000 events/s.
+        return asyncio.get_running_loop().time()
 
     async def start(self) -> None:
+        self._loop_time = asyncio.get_running_loop().time  # type: ignore[method-assign]
         self._tasks = [
             asyncio.create_task(self._run(), name="intake-writer"),
             asyncio.create_task(self._run_handlers(), name="intake-handlers"),
@@ -242,24 +252,18 @@ class Intake:
 
     async def _write(self, batch: Sequence[tuple[InboundEvent, float]]) -> Stored:
         """Store the batch; return, by position in the batch, the new messages' actor and id."""
-        loop = asyncio.get_running_loop()
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         positions: dict[message_store.MessageKey, tuple[int, Actor]] = {}
         for pos, (event, _) in enumerate(batch):
             if not isinstance(event, ChatMessage):
                 continue
-            key = (
-                event.platform,
-                event.account_id,
-                str(event.chat_type),
-                event.chat_id,
-                event.message_id,
-            )
+            actor = self._roster.classify(event)
+            row = self._row(event, actor)
+            key: message_store.MessageKey = row[:5]
             if key in positions:
                 continue  # the same message twice in one batch: the first one wins
-            actor = self._roster.classify(event)
             positions[key] = (pos, actor)
-            rows.append(self._row(event, actor))
+            rows.append(row)
         async with self._engine.begin() as conn:
             inserted = await message_store.insert_messages(conn, rows)
             for event, _ in batch:
@@ -284,7 +288,7 @@ class Intake:
                         event.at,
                         event.reason,
                     )
-        now = loop.time()
+        now = self._loop_time()
         for _, received in batch:
             self._metrics.intake_commit_latency.observe(now - received)
         self._metrics.messages_stored.inc(len(inserted))
@@ -293,27 +297,28 @@ class Intake:
         self._metrics.messages_duplicate.inc(messages - len(inserted))
         return {positions[key][0]: (positions[key][1], row_id) for key, row_id in inserted.items()}
 
-    def _row(self, msg: ChatMessage, actor: Actor) -> dict[str, Any]:
-        return {
-            "platform": msg.platform,
-            "account_id": msg.account_id,
-            "chat_type": str(msg.chat_type),
-            "chat_id": msg.chat_id,
-            "message_id": msg.message_id,
-            "sender_id": msg.sender_id,
-            "sender_name": _no_nul(msg.sender_name)[:255],
-            "actor_role": str(actor.role),
-            "operator_id": actor.operator.id if actor.operator else None,
-            "is_self": msg.is_self,
-            "text": _no_nul(msg.text),
-            "reply_to_message_id": msg.reply_to_message_id,
-            "mention_user_ids": list(msg.mention_user_ids),
-            "mention_all": msg.mention_all,
-            "sent_at": msg.sent_at,
-            "received_at": msg.received_at,
-            "recalled_at": None,
-            "raw": dict(msg.raw) if self._store_raw and msg.raw is not None else None,
-        }
+    def _row(self, msg: ChatMessage, actor: Actor) -> tuple[Any, ...]:
+        """The message's row, in ``message_store.COLUMNS`` order (the natural key first)."""
+        return (
+            msg.platform,
+            msg.account_id,
+            msg.chat_type.value,
+            msg.chat_id,
+            msg.message_id,
+            msg.sender_id,
+            _no_nul(msg.sender_name)[:255],
+            actor.role.value,
+            actor.operator.id if actor.operator else None,
+            msg.is_self,
+            _no_nul(msg.text),
+            msg.reply_to_message_id,
+            list(msg.mention_user_ids),
+            msg.mention_all,
+            msg.sent_at,
+            msg.received_at,
+            None,
+            dict(msg.raw) if self._store_raw and msg.raw is not None else None,
+        )
 
     async def _handle(self, batch: Sequence[tuple[InboundEvent, float]], stored: Stored) -> None:
         async with self._sessions() as session:

@@ -18,8 +18,8 @@ from datetime import datetime
 
 from bot.clock import Clock
 from sop.policy import SlaPolicy
-from sop.questions import Question
-from sop.timers import Calendar, next_due
+from sop.questions import Question, QuestionStatus
+from sop.timers import Calendar, DueAlert, due_alerts, next_due
 
 log = logging.getLogger("sopbot.timers")
 
@@ -123,6 +123,30 @@ class DueTimer:
             await self._sleep(self.next_due())
 
 
+# An open question's alert ladder depends on its clock start, cycle, policy and calendar only;
+# every message that touches it (merges, peer answers) re-arms it, so the ladder is computed
+# once per question and cycle. Bounded (the oldest entries go first); keyed by the policy and
+# calendar objects' identity, each entry holding both so that an id is never reused.
+_Ladder = tuple[tuple[DueAlert, ...], SlaPolicy, Calendar]
+_LADDERS: dict[tuple[str, datetime, int, int, int], _Ladder] = {}
+_LADDERS_MAX = 20_000
+
+
+def _next_alert(
+    question: Question, policy: SlaPolicy, calendar: Calendar, sent: Collection[str]
+) -> DueAlert | None:
+    if question.status is not QuestionStatus.OPEN:
+        return next_due(question, policy, calendar, sent)
+    key = (question.id, question.clock_start, question.reopen_count, id(policy), id(calendar))
+    entry = _LADDERS.get(key)
+    if entry is None:
+        if len(_LADDERS) >= _LADDERS_MAX:
+            del _LADDERS[next(iter(_LADDERS))]
+        entry = _LADDERS[key] = (tuple(due_alerts(question, policy, calendar)), policy, calendar)
+    # due_alerts sorts stably: the first level not sent is what next_due would return.
+    return next((a for a in entry[0] if a.level not in sent), None)
+
+
 def schedule_question(
     timer: DueTimer,
     question: Question,
@@ -131,6 +155,6 @@ def schedule_question(
     sent_levels: Collection[str],
 ) -> datetime | None:
     """Arm ``question``'s next alert (or disarm it when nothing more is due); returns when."""
-    alert = next_due(question, policy, calendar, sent_levels) if question.is_live else None
+    alert = _next_alert(question, policy, calendar, sent_levels) if question.is_live else None
     timer.schedule(question.id, alert.at if alert else None)
     return alert.at if alert else None

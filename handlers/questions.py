@@ -39,7 +39,7 @@ from bot.store import sla_rollup
 from bot.store.db import exclusive
 from bot.timers import DueTimer, schedule_question
 from sop.calendar import BusinessCalendar
-from sop.detect import DetectorConfig, classify, is_acknowledgement, is_exempt, is_holding_reply
+from sop.detect import DetectorConfig, analyze, is_holding_reply
 from sop.questions import Effect, QuestionEngine, QuestionOpened
 
 log = logging.getLogger("sopbot.questions")
@@ -134,9 +134,11 @@ async def on_message(
         chat = store.chat_key(p, msg.chat_id)
         if actor.role is ActorRole.CUSTOMER:
             staff = any(roster.by_user(p, u) is not None for u in msg.mention_user_ids)
-            det = classify(
+            # One pass over the text for all three verdicts.
+            seen = analyze(
                 msg.text, mentions_staff=staff, media_only=msg.media_only, cfg=sla_detector
             )
+            det = seen.detection
             effects = engine.on_customer_message(
                 chat,
                 msg.message_id,
@@ -144,8 +146,8 @@ async def on_message(
                 msg.sent_at,
                 is_question=det.is_question,
                 text=msg.text,
-                is_ack=is_acknowledgement(msg.text, sla_detector),
-                is_exempt=not msg.media_only and is_exempt(msg.text, sla_detector),
+                is_ack=seen.is_ack,
+                is_exempt=not msg.media_only and seen.is_exempt,
                 reply_to_msg_id=msg.reply_to_message_id,
                 mention_user_ids=mentions,
                 question_id=store.question_id_for(event.row_id),

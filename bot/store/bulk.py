@@ -18,7 +18,7 @@ text a connection's cache would fill with large statements; this way a few sizes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
@@ -34,17 +34,19 @@ MAX_PARAMS = 32_000
 MAX_ROWS = 1024
 
 Convert = Callable[[Any], Any]
+Row = Mapping[str, Any] | tuple[Any, ...]
 
 
 def sqlite_ts(value: datetime | None) -> str | None:
     """A timestamp as SQLAlchemy's SQLite ``DATETIME`` stores it (naive UTC, microseconds)."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime written to the store; use aware UTC")
-    if value.utcoffset():
+    tz = value.tzinfo
+    if tz is not UTC:  # nearly every value is in UTC already: skip the offset lookups then
+        if tz is None:
+            raise ValueError("naive datetime written to the store; use aware UTC")
         value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def json_text(value: Any) -> str | None:
@@ -145,22 +147,29 @@ class Bulk:
         tail = self._tail if isinstance(self._tail, str) else self._tail.get(dialect, "")
         return f"INSERT INTO {self.table.name} ({','.join(self.columns)}) VALUES {values} {tail}"
 
-    def params(self, rows: Sequence[Mapping[str, Any]], dialect: str) -> list[Any]:
+    def params(self, rows: Sequence[Row], dialect: str) -> list[Any]:
         convert = self._converters(dialect)
-        get = self._get
-        single = len(self.columns) == 1
         out: list[Any] = []
-        for row in rows:
-            values = [get(row)] if single else list(get(row))
+        for values in self._values(rows):
             for i, conv in convert:
-                values[i] = conv(values[i])
+                value = values[i]
+                if value is not None:  # NULL as it is (most optional columns are empty)
+                    values[i] = conv(value)
             out += values
         return out
 
-    async def run(
-        self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]
-    ) -> list[tuple[Any, ...]]:
-        """Write ``rows`` (mappings with every column); the ``RETURNING`` rows, if any."""
+    def _values(self, rows: Sequence[Row]) -> Iterator[list[Any]]:
+        """Each row's values as a fresh list in column order."""
+        if rows and isinstance(rows[0], tuple):
+            return (list(row) for row in rows)
+        get = self._get
+        if len(self.columns) == 1:
+            return ([get(row)] for row in rows)
+        return (list(get(row)) for row in rows)
+
+    async def run(self, conn: AsyncConnection, rows: Sequence[Row]) -> list[tuple[Any, ...]]:
+        """Write ``rows`` (mappings with every column, or tuples in ``columns`` order); the
+        ``RETURNING`` rows, if any."""
         dialect = conn.dialect.name
         out: list[tuple[Any, ...]] = []
         start = 0

@@ -23,7 +23,8 @@ def _insert(conn: AsyncConnection) -> Any:
     return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
 
 
-_COLS = (
+# The column order of a message row (``insert_messages``); the natural key comes first.
+COLUMNS = (
     "platform",
     "account_id",
     "chat_type",
@@ -45,15 +46,16 @@ _COLS = (
 )
 _INSERT = Bulk(
     _T,
-    _COLS,
+    COLUMNS,
     f"ON CONFLICT ({','.join(_KEY_COLS)}) DO NOTHING RETURNING id, {','.join(_KEY_COLS)}",
 )
 
 
 async def insert_messages(
-    conn: AsyncConnection, rows: Sequence[dict[str, Any]]
+    conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]
 ) -> dict[MessageKey, int]:
-    """Insert rows, skipping ones already stored; return the new rows' keys → ids."""
+    """Insert rows (tuples in ``COLUMNS`` order), skipping ones already stored; return the new
+    rows' keys → ids."""
     if not rows:
         return {}
     return {(r[1], r[2], r[3], r[4], r[5]): int(r[0]) for r in await _INSERT.run(conn, rows)}

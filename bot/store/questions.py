@@ -97,11 +97,42 @@ class RowContext:
     detect_score: float = 0.0
 
 
+# What a row derives from a question's opening and current clock start alone (calendar
+# arithmetic, the costly part of a row): computed once per question and cycle, reused by the
+# upserts that follow (its answer, merges, resolution), which come within minutes. Keyed by the
+# policy and calendar objects' identity; each entry holds both, so an id is never reused.
+_Derived = tuple[float, str, datetime, datetime, datetime, SlaPolicy, Calendar]
+_DERIVED: dict[tuple[str, datetime, datetime, int, int], _Derived] = {}
+_DERIVED_MAX = 20_000
+
+
+def _derived(q: Question, policy: SlaPolicy, cal: Calendar, tz: ZoneInfo) -> _Derived:
+    """(opened_bepoch, local_date, frt_due_at, backlog_due_at, opened + 3 business minutes)."""
+    key = (q.id, q.opened_at, q.clock_start, id(policy), id(cal))
+    found = _DERIVED.get(key)
+    if found is None:
+        if len(_DERIVED) >= _DERIVED_MAX:
+            del _DERIVED[next(iter(_DERIVED))]  # the oldest: insertion order
+        found = _DERIVED[key] = (
+            sla_rollup.axis_of(cal).position(q.opened_at),
+            q.opened_at.astimezone(tz).date().isoformat(),
+            timers.frt_due(q, policy, cal),
+            timers.backlog_due(q, policy, cal),
+            cal.add_business(q.opened_at, sla_rollup.THREE_MIN_S),
+            policy,
+            cal,
+        )
+    return found
+
+
 def question_row(q: Question, ctx: RowContext) -> dict[str, Any]:
     """The full column set of ``q`` (state, derived due times, strict view)."""
     policy = ctx.policy_of(q)
     cal = ctx.calendar_of(q.chat)
     platform, chat_id = split_key(q.chat)
+    bepoch, local_date, frt_due_at, backlog_due_at, three_min_mark, _, _ = _derived(
+        q, policy, cal, ctx.tz
+    )
     start = q.clock_start
     strict = next((r for r in q.cycle_responses() if policy.is_strict(r.confidence)), None)
     if q.holding and q.followup_done_at is None and not q.followup_breached:
@@ -119,8 +150,8 @@ def question_row(q: Question, ctx: RowContext) -> dict[str, Any]:
         "snippet": q.snippet[:255],
         "opened_at": q.opened_at,
         "opened_epoch": q.opened_at.timestamp(),
-        "opened_bepoch": sla_rollup.axis_of(cal).position(q.opened_at),
-        "local_date": q.opened_at.astimezone(ctx.tz).date().isoformat(),
+        "opened_bepoch": bepoch,
+        "local_date": local_date,
         "last_customer_msg_at": q.last_customer_msg_at,
         "status": q.status.value,
         "detector_reason": ctx.detector_reason[:32],
@@ -129,9 +160,9 @@ def question_row(q: Question, ctx: RowContext) -> dict[str, Any]:
         "calendar_version": q.calendar_version,
         "owner_ids": list(q.owner_ids),
         "frt_target_s": policy.frt_target_s,
-        "frt_due_at": timers.frt_due(q, policy, cal),
+        "frt_due_at": frt_due_at,
         "frt_due_calendar_at": q.opened_at + timedelta(seconds=policy.frt_target_s),
-        "backlog_due_at": timers.backlog_due(q, policy, cal),
+        "backlog_due_at": backlog_due_at,
         "first_response_at": q.first_response_at,
         "first_responder_id": q.first_responder_id,
         "first_response_message_id": q.first_response_message_id,
@@ -171,7 +202,7 @@ def question_row(q: Question, ctx: RowContext) -> dict[str, Any]:
         "withdrawn_at": q.withdrawn_at,
         "updated_at": ctx.now,
     }
-    row["settle_at"] = sla_rollup.settle_time(row, cal)
+    row["settle_at"] = sla_rollup.settle_time(row, cal, three_min_mark=three_min_mark)
     return row
 
 
@@ -207,14 +238,27 @@ def _effect_at(effect: Effect, now: datetime) -> datetime:
     return at if isinstance(at, datetime) else now
 
 
+# What an upsert needs of a stored row it replaces (``_stored_after``, and whether the rollups
+# hold it): far fewer columns to decode than the whole row.
+_BEFORE_COLUMNS = (
+    *_IMMUTABLE,
+    "alert_levels_sent",
+    "detector_reason",
+    "detect_score",
+    "settle_at",
+)
+
+
 async def _rows_by_public_id(
-    conn: AsyncConnection, public_ids: Sequence[str]
+    conn: AsyncConnection, public_ids: Sequence[str], columns: Sequence[str] | None = None
 ) -> dict[str, dict[str, Any]]:
+    """Stored rows (or ``columns`` of them) by public id; locked on PostgreSQL."""
     out: dict[str, dict[str, Any]] = {}
     ordered = sorted(public_ids)  # the lock order of load_questions: no deadlock between them
+    source = [Q.c[c] for c in columns] if columns is not None else [Q]
     for start in range(0, len(ordered), 500):
         chunk = ordered[start : start + 500]
-        stmt = select(Q).where(Q.c.public_id.in_(chunk)).order_by(Q.c.public_id)
+        stmt = select(*source).where(Q.c.public_id.in_(chunk)).order_by(Q.c.public_id)
         if conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update()
         for row in (await conn.execute(stmt)).all():
@@ -318,7 +362,14 @@ async def save_batch(
     # A question opened in this batch cannot be in the store yet: its id is its opening
     # message's row id, and that message was new to the store in this very batch.
     opened = {e.question.id for e, _ in effects if isinstance(e, QuestionOpened)}
-    before = await _rows_by_public_id(conn, [qid for qid in order if qid not in opened])
+    before = await _rows_by_public_id(
+        conn, [qid for qid in order if qid not in opened], _BEFORE_COLUMNS
+    )
+    # The whole old row only where the rollups hold it: its contribution comes out.
+    mark = await sla_rollup.watermark(conn, lock="share")
+    held = [qid for qid, row in before.items() if sla_rollup.is_held(row, mark)]
+    if held:
+        before.update(await _rows_by_public_id(conn, held))
     rows = []
     for qid in order:
         q, ctx, reason, score = final[qid]
@@ -337,6 +388,19 @@ async def save_batch(
             len(order) - len(after),
         )
 
+    await _write_audit(conn, effects, ids)
+    changes = [(before.get(qid), after[qid]) for qid in order if qid in after]
+    calendar_of = effects[0][1].calendar_of
+    await sla_rollup.apply_changes(
+        conn, changes, calendar_of=calendar_of, tz=effects[0][1].tz, mark=mark
+    )
+    return len(effects)
+
+
+async def _write_audit(
+    conn: AsyncConnection, effects: Sequence[tuple[Effect, RowContext]], ids: dict[str, int]
+) -> None:
+    """One ``sla_event`` row per effect and the linked responses, in bulk, in effect order."""
     events: list[dict[str, Any]] = []
     responses: list[dict[str, Any]] = []
     for effect, ctx in effects:
@@ -388,10 +452,6 @@ async def save_batch(
         await _EVENTS.run(conn, events)
     if responses:
         await _insert_responses(conn, responses)
-    changes = [(before.get(qid), after[qid]) for qid in order if qid in after]
-    calendar_of = effects[0][1].calendar_of
-    await sla_rollup.apply_changes(conn, changes, calendar_of=calendar_of, tz=effects[0][1].tz)
-    return len(effects)
 
 
 async def _insert_responses(conn: AsyncConnection, responses: list[dict[str, Any]]) -> None:

@@ -513,7 +513,9 @@ def contributions(
     return out
 
 
-def settle_time(row: Mapping[str, Any], calendar: Calendar) -> datetime | None:
+def settle_time(
+    row: Mapping[str, Any], calendar: Calendar, *, three_min_mark: datetime | None = None
+) -> datetime | None:
     """From when ``row``'s metrics stop depending on ``as_of`` (its contribution is final).
 
     The latest of: opened, each view's first response, and for a view without one every
@@ -525,16 +527,22 @@ def settle_time(row: Mapping[str, Any], calendar: Calendar) -> datetime | None:
     if opened is None:
         return None
     times: list[datetime] = [opened]
-    marks = [
-        opened + timedelta(seconds=THREE_MIN_S),
-        calendar.add_business(opened, THREE_MIN_S),
-        opened + BACKLOG_SETTLE,
-        *(t for t in (row.get("frt_due_at"), row.get("frt_due_calendar_at")) if t is not None),
-    ]
+    marks: list[datetime] = []
     backlog_due = row.get("backlog_due_at")
     for prefix in ("", "strict_"):
         resp = row.get(f"{prefix}first_response_at")
         if resp is None:
+            if not marks:  # only a view without a response waits for the thresholds
+                marks = [
+                    opened + timedelta(seconds=THREE_MIN_S),
+                    three_min_mark or calendar.add_business(opened, THREE_MIN_S),
+                    opened + BACKLOG_SETTLE,
+                    *(
+                        t
+                        for t in (row.get("frt_due_at"), row.get("frt_due_calendar_at"))
+                        if t is not None
+                    ),
+                ]
             times += marks
             if backlog_due is not None:
                 times.append(backlog_due)
@@ -649,7 +657,7 @@ async def _apply_deltas(
     await _WRITE.run(conn, rows)
 
 
-def _rolled(row: Mapping[str, Any] | None, mark: datetime) -> bool:
+def is_held(row: Mapping[str, Any] | None, mark: datetime) -> bool:
     """Whether the rollups hold ``row``'s contribution (settled by the watermark)."""
     if row is None:
         return False
@@ -663,8 +671,11 @@ async def apply_changes(
     *,
     calendar_of: ChatCalendar,
     tz: ZoneInfo,
+    mark: datetime | None = None,
 ) -> None:
     """Move the rollups by (old row or None, new row) pairs, in the caller's transaction.
+
+    ``mark``: the watermark, if the caller has read it in this transaction (under the lock).
 
     Only rows settled by the watermark are in the rollups: an old row that was takes its
     contribution out, a new row that is puts its in. Most changes touch neither (a question
@@ -673,14 +684,15 @@ async def apply_changes(
     changes = list(changes)
     if not changes:
         return
-    mark = await watermark(conn, lock="share")
+    if mark is None:
+        mark = await watermark(conn, lock="share")
     deltas: dict[tuple[str, str, str, str], Sums] = defaultdict(lambda: ZERO)
     settled: dict[str, datetime] = {}
     counts: dict[str, int] = defaultdict(int)
     for old, new in changes:
         cal = calendar_of(f"{new['platform']}:{new['chat_id']}")
         for sign, row in ((-1, old), (1, new)):
-            if row is None or not _rolled(row, mark):
+            if row is None or not is_held(row, mark):
                 continue
             day = str(row["local_date"])
             for (dim, key, variant), data in contributions(
@@ -807,7 +819,7 @@ async def rebuild_days(
                 if positions is None:
                     positions = day_positions(day, tz, axis or tenant_axis(cal, tz))
                 n += 1
-                if _rolled(row, mark):
+                if is_held(row, mark):
                     for k, raw in raw_contributions(row, positions):
                         sums[k].add(raw)
                 at = row.get("settle_at") or settle_time(row, cal)
