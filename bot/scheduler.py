@@ -87,6 +87,7 @@ class TickRunner:
             log.exception("tick %s failed", tick.name)
 
     def start(self) -> None:
+        _quiet_skipped_runs()
         for tick in self._ticks:
             self._scheduler.add_job(
                 self.run_tick,
@@ -110,3 +111,20 @@ class TickRunner:
             task.cancel()
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
+
+
+class _SkippedRun(logging.Filter):
+    """A tick still running when its next run comes is skipped (max_instances=1, coalesced):
+    expected under load, and APScheduler's warning for it would fill the log once a second."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "maximum number of running instances reached" in str(record.msg):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger("apscheduler.scheduler").isEnabledFor(logging.DEBUG)
+        return True
+
+
+def _quiet_skipped_runs() -> None:
+    logger = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, _SkippedRun) for f in logger.filters):
+        logger.addFilter(_SkippedRun())
