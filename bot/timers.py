@@ -13,6 +13,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
 
@@ -128,7 +129,7 @@ class DueTimer:
 # once per question and cycle. Bounded (the oldest entries go first); keyed by the policy and
 # calendar objects' identity, each entry holding both so that an id is never reused.
 _Ladder = tuple[tuple[DueAlert, ...], SlaPolicy, Calendar]
-_LADDERS: dict[tuple[str, datetime, int, int, int], _Ladder] = {}
+_LADDERS: OrderedDict[tuple[str, datetime, int, int, int], _Ladder] = OrderedDict()
 _LADDERS_MAX = 20_000
 
 
@@ -141,7 +142,7 @@ def _next_alert(
     entry = _LADDERS.get(key)
     if entry is None:
         if len(_LADDERS) >= _LADDERS_MAX:
-            del _LADDERS[next(iter(_LADDERS))]
+            _LADDERS.popitem(last=False)  # the oldest (O(1), unlike a dict's first key)
         entry = _LADDERS[key] = (tuple(due_alerts(question, policy, calendar)), policy, calendar)
     # due_alerts sorts stably: the first level not sent is what next_due would return.
     return next((a for a in entry[0] if a.level not in sent), None)

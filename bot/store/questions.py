@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -102,7 +103,7 @@ class RowContext:
 # upserts that follow (its answer, merges, resolution), which come within minutes. Keyed by the
 # policy and calendar objects' identity; each entry holds both, so an id is never reused.
 _Derived = tuple[float, str, datetime, datetime, datetime, SlaPolicy, Calendar]
-_DERIVED: dict[tuple[str, datetime, datetime, int, int], _Derived] = {}
+_DERIVED: OrderedDict[tuple[str, datetime, datetime, int, int], _Derived] = OrderedDict()
 _DERIVED_MAX = 20_000
 
 
@@ -112,7 +113,7 @@ def _derived(q: Question, policy: SlaPolicy, cal: Calendar, tz: ZoneInfo) -> _De
     found = _DERIVED.get(key)
     if found is None:
         if len(_DERIVED) >= _DERIVED_MAX:
-            del _DERIVED[next(iter(_DERIVED))]  # the oldest: insertion order
+            _DERIVED.popitem(last=False)  # the oldest (O(1), unlike a dict's first key)
         found = _DERIVED[key] = (
             sla_rollup.axis_of(cal).position(q.opened_at),
             q.opened_at.astimezone(tz).date().isoformat(),

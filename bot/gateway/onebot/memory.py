@@ -7,6 +7,8 @@ account that is actually in the target group. Both are bounded and in memory onl
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from bot.events import ChatMessage, ChatType, MemberChange, MemberChangeKind
 
 RECENT_MESSAGES = 10_000
@@ -16,8 +18,10 @@ class AccountMemory:
     def __init__(self, capacity: int = RECENT_MESSAGES) -> None:
         self._capacity = capacity
         # Insertion-ordered: the oldest entry is the first; a re-seen key is moved to the end.
-        # (The chat type member itself is the key part: a StrEnum hashes as its value.)
-        self._authors: dict[tuple[str, str, str, str], str] = {}
+        # (The chat type member itself is the key part: a StrEnum hashes as its value.) An
+        # OrderedDict: finding a plain dict's first key after many deletions at its front scans
+        # the deleted slots (~4 µs a message at capacity), popitem(last=False) does not.
+        self._authors: OrderedDict[tuple[str, str, str, str], str] = OrderedDict()
         self._groups: dict[str, set[str]] = {}
 
     def reply_sender(
@@ -32,7 +36,7 @@ class AccountMemory:
         key = (account_id, chat_type, chat_id, message_id)
         authors = self._authors
         if authors.pop(key, None) is None and len(authors) >= self._capacity:
-            del authors[next(iter(authors))]
+            authors.popitem(last=False)
         authors[key] = sender
 
     def note_message(self, msg: ChatMessage) -> None:
