@@ -9,21 +9,29 @@ and its calendar are injected, so nothing here reads text rules, the roster or t
 States: open → answered → resolved, plus dismissed and withdrawn (both excluded from metrics).
 Reopening sets a resolved or answered question back to open and restarts its first-response
 clock at the reopening message ("cycle" = reopen_count).
+
+This runs once per message on the intake path while a chat can hold hundreds of live questions,
+so the lookups the transitions make (an asker's questions in a chat, a chat's open questions,
+its pending follow-ups) are kept as sorted indexes updated on every store, not rebuilt per call.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection, Iterable
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from operator import attrgetter, itemgetter
+from typing import Any, TypedDict, TypeVar, Unpack
 
 from sop.linking import (
     Candidate,
     Link,
     LinkMethod,
-    link_group_message,
+    OpenSpan,
+    link_group_indexed,
     link_private_message,
 )
 from sop.policy import SlaPolicy
@@ -128,10 +136,107 @@ class Question:
 
     def cycle_responses(self) -> list[Response]:
         """Counted responses of the current cycle, oldest first."""
-        return sorted(
-            (r for r in self.responses if r.cycle == self.reopen_count),
-            key=lambda r: (r.at, r.message_id),
-        )
+        return _in_cycle(self.responses, self.reopen_count)
+
+
+_RESPONSE_ORDER = attrgetter("at", "message_id")
+
+
+def _in_cycle(responses: tuple[Response, ...], cycle: int) -> list[Response]:
+    rs = [r for r in responses if r.cycle == cycle]
+    if len(rs) > 1:
+        rs.sort(key=_RESPONSE_ORDER)  # stable, like sorted(): ties keep their stored order
+    return rs
+
+
+class _Changes(TypedDict, total=False):
+    """Any subset of ``Question``'s fields (a test keeps the two in step)."""
+
+    id: str
+    chat: str
+    asker_id: str
+    opened_at: datetime
+    message_ids: tuple[str, ...]
+    owner_ids: tuple[str, ...]
+    policy_version: int
+    calendar_version: int
+    last_customer_msg_at: datetime
+    snippet: str
+    status: QuestionStatus
+    first_response_at: datetime | None
+    first_responder_id: str | None
+    first_response_message_id: str | None
+    link_method: LinkMethod | None
+    link_confidence: float | None
+    frt_business_s: float | None
+    frt_calendar_s: float | None
+    holding: bool
+    followup_due_at: datetime | None
+    followup_done_at: datetime | None
+    followup_breached: bool
+    resolved_at: datetime | None
+    resolved_by: ResolvedBy | None
+    resolver_id: str | None
+    resolution_method: str | None
+    reopen_count: int
+    last_reopened_at: datetime | None
+    peer_answered: bool
+    bot_touch: bool
+    bot_message_ids: tuple[str, ...]
+    dismissed_reason: str | None
+    dismissed_by: str | None
+    dismissed_at: datetime | None
+    withdrawn_at: datetime | None
+    responses: tuple[Response, ...]
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(Question))
+_FIELD_AT = {name: i for i, name in enumerate(_FIELDS)}
+_field_values = attrgetter(*_FIELDS)
+
+
+def _evolve(q: Question, **changes: Unpack[_Changes]) -> Question:
+    """``dataclasses.replace(q, **changes)`` at about half the cost.
+
+    ``replace`` walks the field list and passes every field by keyword on each call (slow on
+    3.11); this reads all fields in one C call and passes them positionally. Same values, same
+    ``__init__``.
+    """
+    values: list[Any] = list(_field_values(q))
+    for name, value in changes.items():
+        values[_FIELD_AT[name]] = value
+    return Question(*values)
+
+
+# What _derive recomputes: adjacent fields of Question, so it writes them as one slice.
+_CREDIT_FIELDS = (
+    "status",
+    "first_response_at",
+    "first_responder_id",
+    "first_response_message_id",
+    "link_method",
+    "link_confidence",
+    "frt_business_s",
+    "frt_calendar_s",
+    "holding",
+    "followup_due_at",
+    "followup_done_at",
+    "followup_breached",
+)
+_CREDIT = slice(_FIELD_AT["status"], _FIELD_AT["status"] + len(_CREDIT_FIELDS))
+_RESPONSES = _FIELD_AT["responses"]
+if _FIELDS[_CREDIT] != _CREDIT_FIELDS:
+    raise TypeError("Question's credit fields moved: update _CREDIT_FIELDS")
+
+
+def _with_credit(
+    q: Question, responses: tuple[Response, ...], credit: tuple[Any, ...]
+) -> Question:
+    """``q`` with ``responses`` and the values of ``_CREDIT_FIELDS``, in that order."""
+    values: list[Any] = list(_field_values(q))
+    values[_CREDIT] = credit
+    values[_RESPONSES] = responses
+    return Question(*values)
 
 
 # --- effects -------------------------------------------------------------------------------
@@ -261,12 +366,37 @@ Effect = (
 )
 
 
+# _CREDIT_FIELDS after status when a cycle has no response yet.
+_NO_CREDIT = (None, None, None, None, None, None, None, False, None, None, False)
+
+
 def _candidate(q: Question) -> Candidate:
     return Candidate(q.id, q.asker_id, q.clock_start, q.status is QuestionStatus.OPEN)
 
 
 def _secs(a: datetime, b: datetime) -> float:
     return max(0.0, (b - a).total_seconds())
+
+
+# Entries of the sorted indexes: (clock_start, id), the order every lookup of the engine uses
+# (ids break ties, as in a sort by that key).
+_Entry = tuple[datetime, str]
+_K = TypeVar("_K")
+_start_of = itemgetter(0)
+
+
+def _insert(index: dict[_K, list[_Entry]], where: _K, entry: _Entry) -> None:
+    insort(index.setdefault(where, []), entry)
+
+
+def _remove(index: dict[_K, list[_Entry]], where: _K, entry: _Entry) -> None:
+    entries = index[where]
+    i = bisect_left(entries, entry)
+    if i == len(entries) or entries[i] != entry:
+        raise KeyError(entry)  # the index lost track of a question: never silently
+    del entries[i]
+    if not entries:
+        del index[where]
 
 
 class QuestionEngine:
@@ -289,9 +419,20 @@ class QuestionEngine:
         self._id_prefix = id_prefix
         self._counter = 0
         self._q: dict[str, Question] = {}
-        self._by_chat: dict[str, list[str]] = {}
-        self._by_asker: dict[str, list[str]] = {}
+        # Ids per chat and per asker (dicts as ordered sets: O(1) removal).
+        self._by_chat: dict[str, dict[str, None]] = {}
+        self._by_asker: dict[str, dict[str, None]] = {}
         self._by_msg: dict[tuple[str, str], list[str]] = {}
+        # Sorted by (clock_start, id), kept up to date by _put/_drop:
+        self._of: dict[tuple[str, str], list[_Entry]] = {}  # (chat, asker): all held
+        self._opened: dict[str, list[_Entry]] = {}  # chat: open questions
+        self._pending: dict[str, list[_Entry]] = {}  # chat: live, follow-up pending
+        # Ids by status, for the sweeps (which only ever act on these).
+        self._answered: dict[str, None] = {}
+        self._resolved: dict[str, None] = {}
+        # Insertion rank of each id in _q, so prune can list ids in _q's order without a scan.
+        self._seq: dict[str, int] = {}
+        self._inserted = 0
 
     # --- policy and index ------------------------------------------------------------------
 
@@ -316,7 +457,7 @@ class QuestionEngine:
 
     def questions(self, chat: str | None = None) -> list[Question]:
         """Questions held in memory (live, plus resolved ones still inside the reopen window)."""
-        ids = self._by_chat.get(chat, []) if chat is not None else list(self._q)
+        ids = self._by_chat.get(chat, {}) if chat is not None else self._q
         return sorted((self._q[i] for i in ids), key=lambda q: (q.opened_at, q.id))
 
     def load(self, questions: Iterable[Question]) -> None:
@@ -346,12 +487,12 @@ class QuestionEngine:
     def prune(self, now: datetime) -> list[str]:
         """Forget resolved questions whose reopen window has passed; returns their ids."""
         gone = [
-            q.id
-            for q in self._q.values()
-            if q.status is QuestionStatus.RESOLVED
-            and q.resolved_at is not None
+            qid
+            for qid in self._resolved
+            if (q := self._q[qid]).resolved_at is not None
             and _secs(q.resolved_at, now) > self.policy_for(q).reopen_window_s
         ]
+        gone.sort(key=self._seq.__getitem__)  # in the order of _q, as a scan of it would list
         for qid in gone:
             self._drop(qid)
         return gone
@@ -363,25 +504,77 @@ class QuestionEngine:
             if qid not in self._q:
                 return qid
 
-    def _put(self, q: Question) -> Question:
-        if q.id not in self._q:
-            self._by_chat.setdefault(q.chat, []).append(q.id)
-            self._by_asker.setdefault(q.asker_id, []).append(q.id)
-        self._q[q.id] = q
-        keys = [(q.chat, m) for m in (*q.message_ids, *q.bot_message_ids)]
-        keys += [(r.chat, r.message_id) for r in q.responses]
-        for key in keys:
+    def _put(self, q: Question, added: Iterable[tuple[str, str]] | None = None) -> Question:
+        """Store ``q`` and update every index.
+
+        ``added`` names the message keys ``q`` gained over the held copy, when the caller knows
+        them (the hot paths): every other key of a held question is already indexed, so this
+        equals re-indexing them all, which ``None`` does (new questions, loads, recalls).
+        """
+        qid = q.id
+        old = self._q.get(qid)
+        if old is None:
+            self._by_chat.setdefault(q.chat, {})[qid] = None
+            self._by_asker.setdefault(q.asker_id, {})[qid] = None
+            self._inserted += 1
+            self._seq[qid] = self._inserted
+            added = None
+        self._q[qid] = q
+        if added is None:
+            keys = [(q.chat, m) for m in (*q.message_ids, *q.bot_message_ids)]
+            keys += [(r.chat, r.message_id) for r in q.responses]
+            added = keys
+        for key in added:
             ids = self._by_msg.setdefault(key, [])
-            if q.id not in ids:
-                ids.append(q.id)
+            if qid not in ids:
+                ids.append(qid)
+        self._reindex(old, q)
         return q
+
+    def _reindex(self, old: Question | None, q: Question) -> None:
+        """Move ``q`` in the sorted and status indexes from where ``old`` (its held copy) was."""
+        status = q.status
+        entry = (q.clock_start, q.id)
+        pending = status in LIVE and q.followup_pending
+        if old is None:
+            _insert(self._of, (q.chat, q.asker_id), entry)
+            if status is QuestionStatus.OPEN:
+                _insert(self._opened, q.chat, entry)
+            if pending:
+                _insert(self._pending, q.chat, entry)
+        else:
+            old_entry = (old.clock_start, old.id)
+            moved = old_entry != entry or old.chat != q.chat or old.asker_id != q.asker_id
+            if moved:
+                _remove(self._of, (old.chat, old.asker_id), old_entry)
+                _insert(self._of, (q.chat, q.asker_id), entry)
+            was_open = old.status is QuestionStatus.OPEN
+            is_open = status is QuestionStatus.OPEN
+            if was_open and (moved or not is_open):
+                _remove(self._opened, old.chat, old_entry)
+            if is_open and (moved or not was_open):
+                _insert(self._opened, q.chat, entry)
+            was_pending = old.status in LIVE and old.followup_pending
+            if was_pending and (moved or not pending):
+                _remove(self._pending, old.chat, old_entry)
+            if pending and (moved or not was_pending):
+                _insert(self._pending, q.chat, entry)
+        if status is QuestionStatus.ANSWERED:
+            self._answered[q.id] = None
+        else:
+            self._answered.pop(q.id, None)
+        if status is QuestionStatus.RESOLVED:
+            self._resolved[q.id] = None
+        else:
+            self._resolved.pop(q.id, None)
 
     def _drop(self, qid: str) -> None:
         q = self._q.pop(qid)
-        self._by_chat[q.chat].remove(qid)
+        del self._seq[qid]
+        del self._by_chat[q.chat][qid]
         if not self._by_chat[q.chat]:
             del self._by_chat[q.chat]
-        self._by_asker[q.asker_id].remove(qid)
+        del self._by_asker[q.asker_id][qid]
         if not self._by_asker[q.asker_id]:
             del self._by_asker[q.asker_id]
         # Only the keys this question put in the index (not a scan of the whole index).
@@ -393,45 +586,89 @@ class QuestionEngine:
                 ids.remove(qid)
                 if not ids:
                     del self._by_msg[key]
+        entry = (q.clock_start, qid)
+        _remove(self._of, (q.chat, q.asker_id), entry)
+        if q.status is QuestionStatus.OPEN:
+            _remove(self._opened, q.chat, entry)
+        if q.status in LIVE and q.followup_pending:
+            _remove(self._pending, q.chat, entry)
+        self._answered.pop(qid, None)
+        self._resolved.pop(qid, None)
 
     def _known(self, chat: str, msg_id: str | None) -> list[Question]:
         if msg_id is None:
             return []
         return [self._q[i] for i in self._by_msg.get((chat, msg_id), []) if i in self._q]
 
-    def _in_chat(self, chat: str, *statuses: QuestionStatus) -> list[Question]:
-        qs = (self._q[i] for i in self._by_chat.get(chat, []))
+    def _of_asker(self, asker: str, chat: str | None, *statuses: QuestionStatus) -> list[Question]:
+        """The asker's questions in ``chat`` (None: in every chat) in ``statuses``, oldest
+        clock first."""
+        if chat is not None:
+            entries = self._of.get((chat, asker))
+            if not entries:
+                return []
+            held = self._q
+            return [q for _, qid in entries if (q := held[qid]).status in statuses]
+        qs = (self._q[i] for i in self._by_asker.get(asker, {}))
         return sorted((q for q in qs if q.status in statuses), key=lambda q: (q.clock_start, q.id))
 
-    def _of_asker(self, asker: str, chat: str | None, *statuses: QuestionStatus) -> list[Question]:
-        qs = (self._q[i] for i in self._by_asker.get(asker, []))
-        return sorted(
-            (q for q in qs if q.status in statuses and (chat is None or q.chat == chat)),
-            key=lambda q: (q.clock_start, q.id),
+    def _link_group(
+        self,
+        chat: str,
+        at: datetime,
+        quoted: Question | None,
+        mention_user_ids: Collection[str],
+        statuses: Collection[QuestionStatus],
+    ) -> tuple[Link, ...]:
+        """Links of a group message among the chat's questions in ``statuses`` (live ones for
+        staff, open ones for bots), read from the indexes (``link_group_indexed``)."""
+        opened = self._opened.get(chat, [])
+        held = self._q
+
+        def asker_candidates(uid: str) -> Sequence[Candidate]:
+            out: list[Candidate] = []
+            for start, qid in self._of.get((chat, uid), ()):
+                if start > at:
+                    break  # sorted by clock start: the rest started after the message too
+                q = held[qid]
+                if q.status in statuses:
+                    out.append(Candidate(qid, q.asker_id, start, q.status is QuestionStatus.OPEN))
+            return out
+
+        def open_span() -> OpenSpan | None:
+            n = len(opened)  # open ones whose clock started by `at`: all, unless out of order
+            if n and opened[-1][0] > at:
+                n = bisect_right(opened, at, key=_start_of)
+            if not n:
+                return None
+            return OpenSpan(opened[0][1], opened[n - 1][0], n == 1)
+
+        # The window is the newest open question's (even one whose clock starts after `at`).
+        newest = held[opened[-1][1]] if opened else None
+        return link_group_indexed(
+            at=at,
+            quoted_question_id=quoted.id if quoted is not None else None,
+            mention_user_ids=mention_user_ids,
+            mention_all=False,
+            proximity_window_s=self.policy_for(newest).proximity_window_s if newest else 0.0,
+            asker_candidates=asker_candidates,
+            open_span=open_span,
         )
 
     # --- derived state -----------------------------------------------------------------------
 
-    def _derive(self, q: Question) -> Question:
-        """Recompute credit, FRT and follow-up of the current cycle from its responses."""
-        rs = q.cycle_responses()
-        cleared = dataclasses.replace(
-            q,
-            first_response_at=None,
-            first_responder_id=None,
-            first_response_message_id=None,
-            link_method=None,
-            link_confidence=None,
-            frt_business_s=None,
-            frt_calendar_s=None,
-            holding=False,
-            followup_due_at=None,
-            followup_done_at=None,
-            followup_breached=False,
-        )
+    def _derive(self, q: Question, responses: tuple[Response, ...] | None = None) -> Question:
+        """Recompute credit, FRT and follow-up of the current cycle from its responses.
+
+        ``responses`` replaces ``q``'s own first: one copy of the question instead of three, as
+        this runs for every linked staff message.
+        """
+        if responses is None:
+            responses = q.responses
+        rs = _in_cycle(responses, q.reopen_count)
         if not rs:
             reverted = QuestionStatus.OPEN if q.status is QuestionStatus.ANSWERED else q.status
-            return dataclasses.replace(cleared, status=reverted)
+            return _with_credit(q, responses, (reverted, *_NO_CREDIT))
         first = rs[0]
         calendar = self._calendar_of(q.chat)
         policy = self.policy_for(q)
@@ -443,23 +680,22 @@ class QuestionEngine:
             # Keep a flag raised at the due time unless the due time itself moved.
             breached = q.followup_breached and q.followup_due_at == due and due is not None
         status = QuestionStatus.ANSWERED if q.status is QuestionStatus.OPEN else q.status
-        return dataclasses.replace(
-            cleared,
-            status=status,
-            first_response_at=first.at,
-            first_responder_id=first.responder_id,
-            first_response_message_id=first.message_id,
-            link_method=first.method,
-            link_confidence=first.confidence,
-            frt_business_s=calendar.business_seconds(q.clock_start, first.at)
-            if first.at > q.clock_start
-            else 0.0,
-            frt_calendar_s=_secs(q.clock_start, first.at),
-            holding=first.holding,
-            followup_due_at=due,
-            followup_done_at=done,
-            followup_breached=breached,
+        start = q.clock_start
+        credit = (
+            status,
+            first.at,
+            first.responder_id,
+            first.message_id,
+            first.method,
+            first.confidence,
+            calendar.business_seconds(start, first.at) if first.at > start else 0.0,
+            _secs(start, first.at),
+            first.holding,
+            due,
+            done,
+            breached,
         )
+        return _with_credit(q, responses, credit)
 
     # --- customer messages -------------------------------------------------------------------
 
@@ -530,12 +766,12 @@ class QuestionEngine:
         return QuestionOpened(self._put(q))
 
     def _merge(self, q: Question, msg_id: str, at: datetime) -> MessageMerged:
-        q = dataclasses.replace(
+        q = _evolve(
             q,
             message_ids=(*q.message_ids, msg_id),
             last_customer_msg_at=max(at, q.last_customer_msg_at),
         )
-        return MessageMerged(self._put(q), msg_id, at)
+        return MessageMerged(self._put(q, ((q.chat, msg_id),)), msg_id, at)
 
     def _burst_target(self, chat: str, sender_id: str, at: datetime) -> Question | None:
         for q in reversed(self._of_asker(sender_id, chat, QuestionStatus.OPEN)):
@@ -567,7 +803,7 @@ class QuestionEngine:
         return None
 
     def _reopen(self, q: Question, msg_id: str, at: datetime) -> QuestionReopened:
-        q = dataclasses.replace(
+        q = _evolve(
             q,
             status=QuestionStatus.OPEN,
             reopen_count=q.reopen_count + 1,
@@ -580,7 +816,7 @@ class QuestionEngine:
             resolution_method=None,
             bot_touch=False,
         )
-        q = self._put(self._derive(q))
+        q = self._put(self._derive(q), ((q.chat, msg_id),))
         return QuestionReopened(q, msg_id, at, q.reopen_count)
 
     def _acknowledge(
@@ -614,6 +850,8 @@ class QuestionEngine:
         mention_user_ids: Collection[str],
     ) -> list[Effect]:
         """Another customer answering an asker: recorded, but the SLA clock keeps running."""
+        if not quoted and not mention_user_ids:
+            return []  # most messages: nothing to look up
         targets: dict[str, LinkMethod] = {
             q.id: LinkMethod.QUOTE
             for q in quoted
@@ -627,7 +865,7 @@ class QuestionEngine:
                 targets.setdefault(opened[0].id, LinkMethod.MENTION)
         effects: list[Effect] = []
         for qid, method in targets.items():
-            q = self._put(dataclasses.replace(self._q[qid], peer_answered=True))
+            q = self._put(_evolve(self._q[qid], peer_answered=True), ())
             confidence = 1.0 if method is LinkMethod.QUOTE else 0.95
             effects.append(
                 ResponseLinked(
@@ -676,28 +914,17 @@ class QuestionEngine:
         quoted = next((q for q in known if q.is_live), None)
         if known and quoted is None:
             return []  # explicitly about a closed question: not an answer to an open one
-        live = self._in_chat(chat, *LIVE)
-        links = link_group_message(
-            [_candidate(q) for q in live],
-            at=at,
-            quoted_question_id=quoted.id if quoted is not None else None,
-            mention_user_ids=mention_user_ids,
-            mention_all=mention_all,
-            proximity_window_s=self._proximity_window(live),
-        )
+        links = self._link_group(chat, at, quoted, mention_user_ids, LIVE)
         effects = self._apply_links(links, chat, msg_id, operator_id, at, is_holding)
         explicit = any(link.method in (LinkMethod.QUOTE, LinkMethod.MENTION) for link in links)
         if not explicit and not is_holding:
             # "The next substantive staff message in that chat by any staff closes the follow-up."
+            # Linking only changed the linked questions, so the others pending now are exactly
+            # those pending before it.
             linked = {link.question_id for link in links}
-            pending = [q for q in live if q.followup_pending and q.id not in linked]
+            pending = [self._q[i] for _, i in self._pending.get(chat, ()) if i not in linked]
             effects += self._close_followups(pending, chat, msg_id, operator_id, at)
         return effects
-
-    def _proximity_window(self, live: list[Question]) -> float:
-        opened = [q for q in live if q.status is QuestionStatus.OPEN]
-        newest = opened[-1] if opened else None
-        return self.policy_for(newest).proximity_window_s if newest else 0.0
 
     def _apply_links(
         self,
@@ -723,7 +950,7 @@ class QuestionEngine:
             )
             was_open = q.status is QuestionStatus.OPEN
             pending = q.followup_pending
-            q = self._put(self._derive(dataclasses.replace(q, responses=(*q.responses, response))))
+            q = self._put(self._derive(q, (*q.responses, response)), ((chat, msg_id),))
             if was_open:
                 kind = ResponseKind.HOLDING if is_holding else ResponseKind.FIRST
             else:
@@ -772,26 +999,15 @@ class QuestionEngine:
         if self._by_msg.get((chat, msg_id)):
             return []
         known = self._known(chat, reply_to_msg_id)
-        opened = self._in_chat(chat, QuestionStatus.OPEN)
         quoted = next((q for q in known if q.status is QuestionStatus.OPEN), None)
         if known and quoted is None:
             return []
-        links = link_group_message(
-            [_candidate(q) for q in opened],
-            at=at,
-            quoted_question_id=quoted.id if quoted is not None else None,
-            mention_user_ids=mention_user_ids,
-            mention_all=False,
-            proximity_window_s=self._proximity_window(opened),
-        )
+        links = self._link_group(chat, at, quoted, mention_user_ids, (QuestionStatus.OPEN,))
         effects: list[Effect] = []
         for link in links:
             q = self._q[link.question_id]
-            q = self._put(
-                dataclasses.replace(
-                    q, bot_touch=True, bot_message_ids=(*q.bot_message_ids, msg_id)
-                )
-            )
+            q = _evolve(q, bot_touch=True, bot_message_ids=(*q.bot_message_ids, msg_id))
+            q = self._put(q, ((q.chat, msg_id),))  # bot ids are keyed by the question's chat
             effects.append(
                 ResponseLinked(
                     q, msg_id, bot_id, at, ResponseKind.BOT, link.method, link.confidence, False
@@ -818,16 +1034,14 @@ class QuestionEngine:
             if q.status is QuestionStatus.OPEN and q.message_ids == (msg_id,):
                 return self._withdraw(q, at, "recall", msg_id, by_sender=by_sender)
             kept_msgs = tuple(m for m in q.message_ids if m != msg_id)
-            return MessageRemoved(
-                self._put(dataclasses.replace(q, message_ids=kept_msgs)), msg_id, at
-            )
+            return MessageRemoved(self._put(_evolve(q, message_ids=kept_msgs)), msg_id, at)
         if chat == q.chat and msg_id in q.bot_message_ids:
             bots = tuple(m for m in q.bot_message_ids if m != msg_id)
-            q = self._put(dataclasses.replace(q, bot_message_ids=bots, bot_touch=bool(bots)))
+            q = self._put(_evolve(q, bot_message_ids=bots, bot_touch=bool(bots)))
             return ResponseRevoked(q, msg_id, at, back_to_open=False)
         was_answered = q.status is QuestionStatus.ANSWERED
         kept = tuple(r for r in q.responses if not (r.chat == chat and r.message_id == msg_id))
-        q = self._put(self._derive(dataclasses.replace(q, responses=kept)))
+        q = self._put(self._derive(q, kept))
         back = was_answered and q.status is QuestionStatus.OPEN
         return ResponseRevoked(q, msg_id, at, back_to_open=back)
 
@@ -841,7 +1055,7 @@ class QuestionEngine:
     def _withdraw(
         self, q: Question, at: datetime, reason: str, msg_id: str | None, *, by_sender: bool
     ) -> QuestionWithdrawn:
-        q = dataclasses.replace(q, status=QuestionStatus.WITHDRAWN, withdrawn_at=at)
+        q = _evolve(q, status=QuestionStatus.WITHDRAWN, withdrawn_at=at)
         self._drop(q.id)
         return QuestionWithdrawn(q, at, reason, msg_id, by_sender)
 
@@ -856,7 +1070,7 @@ class QuestionEngine:
     def _resolve(
         self, q: Question, at: datetime, by: ResolvedBy, resolver_id: str | None, method: str
     ) -> QuestionResolved:
-        q = dataclasses.replace(
+        q = _evolve(
             q,
             status=QuestionStatus.RESOLVED,
             resolved_at=at,
@@ -864,7 +1078,7 @@ class QuestionEngine:
             resolver_id=resolver_id,
             resolution_method=method,
         )
-        return QuestionResolved(self._put(q), at, by, resolver_id, method)
+        return QuestionResolved(self._put(q, ()), at, by, resolver_id, method)
 
     def resolve(
         self, question_id: str, *, by: str, at: datetime, method: str = "manual"
@@ -882,7 +1096,7 @@ class QuestionEngine:
         q = self._live(question_id)
         if q is None:
             return []
-        q = dataclasses.replace(
+        q = _evolve(
             q,
             status=QuestionStatus.DISMISSED,
             dismissed_reason=reason.strip(),
@@ -894,7 +1108,7 @@ class QuestionEngine:
 
     def quiet_due(self, now: datetime) -> list[str]:
         """Ids of answered questions whose quiet period has ended at ``now``."""
-        return [q.id for q in self.questions() if self._quiet_until(q, now) is not None]
+        return [q.id for q in self._answered_questions() if self._quiet_until(q, now) is not None]
 
     def _quiet_until(self, q: Question, now: datetime) -> datetime | None:
         if q.status is not QuestionStatus.ANSWERED or q.followup_pending:
@@ -916,9 +1130,13 @@ class QuestionEngine:
                 effects.append(self._resolve(q, due, ResolvedBy.AUTO, None, "auto_quiet"))
         return effects
 
+    def _answered_questions(self) -> list[Question]:
+        """Answered questions in the order of ``questions()``: the sweeps act on no others."""
+        return sorted((self._q[i] for i in self._answered), key=lambda q: (q.opened_at, q.id))
+
     def _selected(self, ids: Iterable[str] | None) -> list[Question]:
         if ids is None:
-            return self.questions()
+            return self._answered_questions()
         picked = (self._q[i] for i in dict.fromkeys(ids) if i in self._q)
         return sorted(picked, key=lambda q: (q.opened_at, q.id))
 
@@ -936,6 +1154,6 @@ class QuestionEngine:
                 and q.followup_due_at is not None
                 and q.followup_due_at <= now
             ):
-                flagged = self._put(dataclasses.replace(q, followup_breached=True))
+                flagged = self._put(_evolve(q, followup_breached=True), ())
                 effects.append(FollowupBreached(flagged, q.followup_due_at))
         return effects

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sop.linking import Candidate, Link, LinkMethod, link_group_message, link_private_message
+from sop.linking import (
+    Candidate,
+    Link,
+    LinkMethod,
+    OpenSpan,
+    link_group_indexed,
+    link_group_message,
+    link_private_message,
+)
 
 T0 = datetime(2024, 9, 18, 2, 0, tzinfo=UTC)
 
@@ -106,3 +115,35 @@ def test_private_links_every_open_question_of_the_asker() -> None:
         Link("q1", LinkMethod.PRIVATE_CHAT, 0.85),
         Link("q9", LinkMethod.PRIVATE_CHAT, 0.85),
     )
+
+
+def test_indexed_linking_reads_only_what_the_rule_reaches() -> None:
+    """A quote needs no lookup, a mention no scan of the open questions."""
+    asked: list[str] = []
+
+    def asker(uid: str) -> list[Candidate]:
+        asked.append(uid)
+        return [ALICE] if uid == "alice" else []
+
+    def no_span() -> OpenSpan | None:
+        raise AssertionError("open questions read")
+
+    def links(
+        quoted: str | None, mentions: tuple[str, ...], span: Callable[[], OpenSpan | None]
+    ) -> tuple[Link, ...]:
+        return link_group_indexed(
+            at=at(2),
+            quoted_question_id=quoted,
+            mention_user_ids=mentions,
+            mention_all=False,
+            proximity_window_s=600,
+            asker_candidates=asker,
+            open_span=span,
+        )
+
+    assert links("q2", ("alice",), no_span) == (Link("q2", LinkMethod.QUOTE, 1.0),)
+    assert asked == []
+    assert links(None, ("alice",), no_span) == (Link("q1", LinkMethod.MENTION, 0.95),)
+    assert asked == ["alice"]
+    fifo = OpenSpan("q1", at(1), single=False)
+    assert links(None, (), lambda: fifo) == (Link("q1", LinkMethod.PROXIMITY_FIFO, 0.5),)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import get_type_hints
 
 import pytest
 
+from sop import questions
 from sop.calendar import ALWAYS_OPEN
 from sop.linking import LinkMethod
 from sop.policy import SlaPolicy
@@ -455,3 +457,20 @@ def test_limited_sweeps_touch_only_the_named_questions() -> None:
     (resolved,) = e.quiet_resolve(later, ["q2"])
     assert resolved.question.id == "q2"
     assert q(e, "q1").status is QuestionStatus.ANSWERED
+
+
+def test_fast_copy_takes_every_field_and_equals_replace() -> None:
+    """The engine's ``_evolve`` knows exactly Question's fields and types, as ``replace`` does."""
+    fields = get_type_hints(Question)
+    assert get_type_hints(questions._Changes) == {
+        f.name: fields[f.name] for f in dataclasses.fields(Question)
+    }
+    e = engine()
+    ask(e, "m1", "alice", 0)
+    say(e, "s1", 1, is_holding=True)
+    held = q(e)
+    resolved = QuestionStatus.RESOLVED
+    assert questions._evolve(held, status=resolved, resolved_at=m(2), snippet="x") == (
+        dataclasses.replace(held, status=resolved, resolved_at=m(2), snippet="x")
+    )
+    assert questions._evolve(held) == held
