@@ -19,7 +19,11 @@ Precedence for a local date ``d`` (first match wins):
 5. ``weekly[d.weekday()]`` (0 = Monday); missing or empty means closed.
 
 Algorithms walk day by day over cached per-date intervals, so 48 h, 30 days or a year cost a few
-hundred small steps, never one per second or minute.
+hundred small steps, never one per second or minute. They run on the intake's hot path, so an
+instant's local date comes from a per-UTC-day memo of where local midnight falls (zoneinfo is only
+asked on days whose UTC offset changes), whole days are skipped by their precomputed totals, and
+nothing is allocated per call beyond the result; tests/sop/test_calendar_differential.py holds
+the results (datetimes, floats, errors) identical to the plain walk in reference_calendar.py.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -48,16 +52,29 @@ __all__ = [
 
 _MIDNIGHT = time(0)
 _ONE_DAY = timedelta(days=1)
+_ONE_HOUR = timedelta(hours=1)
+_ONE_US = timedelta(microseconds=1)
+_ZERO = timedelta(0)
+_LAST_DATE = date.max
 # A calendar closed for this many consecutive days is treated as never opening (misconfigured);
 # real closures (Spring Festival, a shop refit) are far shorter.
 _MAX_CLOSED_DAYS = 3 * 366
 # Per-calendar memo of date -> UTC intervals; cleared when it grows past this (bounded memory).
 _CACHE_LIMIT = 8192
+# Memo of add_business budgets (seconds -> timedelta): policies use a handful of values.
+_BUDGET_LIMIT = 256
+_BUDGETS: dict[float, timedelta] = {}
 
 K = TypeVar("K")
 V = TypeVar("V")
 
 UtcSpan = tuple[datetime, datetime]
+# A local date's record: (date, its UTC opening spans, their total length).
+_Day = tuple[date, tuple[UtcSpan, ...], timedelta]
+# A UTC day on which the zone's offset is constant: (boundary, (day before, day from boundary)),
+# where boundary is the UTC instant of the one local midnight inside it (the UTC day's own start
+# when there is none, and then both records are the same local date).
+_UtcDay = tuple[datetime, tuple[_Day, _Day]]
 
 
 class CalendarNeverOpensError(ValueError):
@@ -148,9 +165,32 @@ def _normalize_intervals(intervals: Iterable[Interval]) -> tuple[Interval, ...]:
 def _require_aware(t: datetime, name: str = "datetime") -> datetime:
     if not isinstance(t, datetime):
         raise TypeError(f"{name} must be a datetime, got {type(t).__name__}")
-    if t.tzinfo is None or t.utcoffset() is None:
+    tz = t.tzinfo
+    # ZoneInfo and timezone always have an offset: skip the utcoffset() call for them.
+    if tz is None or (
+        tz.__class__ is not ZoneInfo and tz.__class__ is not timezone and t.utcoffset() is None
+    ):
         raise ValueError(f"{name} must be timezone-aware, got naive {t.isoformat()}")
     return t.astimezone(UTC)
+
+
+def _budget(seconds: float) -> timedelta:
+    """``timedelta(seconds=seconds)`` after validation, memoised for the few policy budgets."""
+    exact = seconds.__class__ is float or seconds.__class__ is int
+    if exact:
+        # Keyed by value: an int and a float that compare equal give the same timedelta. Other
+        # numeric types (Decimal, Fraction) compare equal too but timedelta treats them apart.
+        cached = _BUDGETS.get(seconds)
+        if cached is not None:
+            return cached
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"seconds must be finite and >= 0, got {seconds!r}")
+    budget = timedelta(seconds=seconds)
+    if exact:
+        if len(_BUDGETS) >= _BUDGET_LIMIT:
+            _BUDGETS.clear()
+        _BUDGETS[seconds] = budget
+    return budget
 
 
 def calendar_seconds(a: datetime, b: datetime) -> float:
@@ -186,8 +226,16 @@ class BusinessCalendar:
     overrides: Mapping[date, tuple[Interval, ...]] = field(default_factory=FrozenMap)
     version: int = 1
     _zone: ZoneInfo = field(init=False, repr=False, compare=False, hash=False)
-    _cache: dict[date, tuple[UtcSpan, ...]] = field(
+    # Memos (not part of the value): local date -> record, UTC day ordinal -> its local dates,
+    # and the UTC days left to zoneinfo (offset changes within them).
+    _cache: dict[date, _Day] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+    _utc_days: dict[int, _UtcDay] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+    _irregular: set[int] = field(
+        default_factory=set, init=False, repr=False, compare=False, hash=False
     )
 
     def __post_init__(self) -> None:
@@ -258,9 +306,14 @@ class BusinessCalendar:
 
     def intervals_on(self, d: date) -> tuple[UtcSpan, ...]:
         """Opening intervals of local date ``d`` as sorted, non-overlapping aware UTC spans."""
-        cached = self._cache.get(d)
-        if cached is not None:
-            return cached
+        day = self._cache.get(d)
+        return (day if day is not None else self._build_day(d))[1]
+
+    def _day(self, d: date) -> _Day:
+        day = self._cache.get(d)
+        return day if day is not None else self._build_day(d)
+
+    def _build_day(self, d: date) -> _Day:
         zone = self._zone
         spans: list[UtcSpan] = []
         for iv in self.local_intervals(d):
@@ -277,50 +330,118 @@ class BusinessCalendar:
                 spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
             else:
                 spans.append((start, end))
-        result = tuple(spans)
+        total = _ZERO
+        for s, e in spans:
+            total += e - s
+        day = (d, tuple(spans), total)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
-        self._cache[d] = result
-        return result
+        self._cache[d] = day
+        return day
 
-    def _local_date(self, t: datetime) -> date:
-        return t.astimezone(self._zone).date()
+    def _local_day(self, u: datetime) -> _Day:
+        """Record of the local date of UTC instant ``u``: ``u.astimezone(tz).date()``'s day.
+
+        The hot methods inline the lookup in ``_utc_days``; this is its miss path.
+        """
+        o = u.toordinal()
+        if o not in self._irregular:
+            entry = self._utc_days.get(o)
+            if entry is None:
+                entry = self._build_utc_day(o)
+            if entry is not None:
+                return entry[1][u >= entry[0]]
+        return self._day(u.astimezone(self._zone).date())
+
+    def _build_utc_day(self, o: int) -> _UtcDay | None:
+        """Cache UTC day ``o``'s local dates, or mark it irregular (None) for zoneinfo to map.
+
+        Regular means the zone's offset is the same at both ends and every whole hour of the day
+        (so local dates advance at most once, at one boundary) and zoneinfo agrees on the dates
+        either side of it. Offset switch days and days at the ends of the datetime range are
+        irregular. (tzdata's closest transitions are days apart; a pair under an hour apart that
+        cancelled out would slip through the hourly samples.)
+        """
+        if len(self._utc_days) >= _CACHE_LIMIT:
+            self._utc_days.clear()
+        if len(self._irregular) >= _CACHE_LIMIT:
+            self._irregular.clear()
+        try:
+            entry = self._regular_utc_day(o)
+        except Exception:  # e.g. OverflowError: the exact path raises it if a caller gets there
+            entry = None
+        if entry is None:
+            self._irregular.add(o)
+        else:
+            self._utc_days[o] = entry
+        return entry
+
+    def _regular_utc_day(self, o: int) -> _UtcDay | None:
+        zone = self._zone
+        start = datetime.combine(date.fromordinal(o), _MIDNIGHT, tzinfo=UTC)
+        end = start + _ONE_DAY
+        last = end - _ONE_US
+        off = start.astimezone(zone).utcoffset()
+        if off is None or last.astimezone(zone).utcoffset() != off:
+            return None
+        for h in range(1, 24):
+            if (start + h * _ONE_HOUR).astimezone(zone).utcoffset() != off:
+                return None
+        before = (start + off).date()
+        boundary = datetime.combine(before + _ONE_DAY, _MIDNIGHT, tzinfo=UTC) - off
+        if boundary < end:
+            after = before + _ONE_DAY
+        else:
+            boundary, after = start, before
+        # Cross-check with zoneinfo itself, on both sides of the boundary.
+        if (
+            start.astimezone(zone).date() != before
+            or last.astimezone(zone).date() != after
+            or boundary.astimezone(zone).date() != after
+            or (boundary > start and (boundary - _ONE_US).astimezone(zone).date() != before)
+        ):
+            return None
+        return (boundary, (self._day(before), self._day(after)))
 
     # ---------------------------------------------------------------------------- instant level
+    #
+    # Each method below inlines the UTC-day lookup of _local_day and walks the same spans in the
+    # same order as the reference algorithm (tests/sop/reference_calendar.py), so results are
+    # identical; the shortcuts only skip work that cannot change them.
 
     def is_open(self, t: datetime) -> bool:
         """True when instant ``t`` lies in an opening interval (quiet hours = not open)."""
-        u = _require_aware(t, "t")
-        return any(s <= u < e for s, e in self.intervals_on(self._local_date(u)))
+        u = t if t.__class__ is datetime and t.tzinfo is UTC else _require_aware(t, "t")
+        entry = self._utc_days.get(u.toordinal())
+        day = self._local_day(u) if entry is None else entry[1][u >= entry[0]]
+        for s, e in day[1]:  # noqa: SIM110  # any() over a generator costs more than the test
+            if s <= u < e:
+                return True
+        return False
 
-    def _open_spans_from(self, u: datetime) -> Iterator[UtcSpan]:
-        """Yield opening spans clipped to start at ``u`` or later, in time order, forever.
-
-        Raises CalendarNeverOpensError after ``_MAX_CLOSED_DAYS`` consecutive closed days.
-        """
-        d = self._local_date(u)
-        closed = 0
-        while True:
-            spans = self.intervals_on(d)
-            found = False
-            for s, e in spans:
-                if e > u:
-                    found = True
-                    yield (max(s, u), e)
-            closed = 0 if found else closed + 1
-            if closed > _MAX_CLOSED_DAYS:
-                raise CalendarNeverOpensError(
-                    f"calendar (tz={self.tz}, version={self.version}) has no open hours "
-                    f"within {_MAX_CLOSED_DAYS} days after {u.isoformat()}"
-                )
-            d += _ONE_DAY
+    def _never_opens(self, u: datetime) -> CalendarNeverOpensError:
+        return CalendarNeverOpensError(
+            f"calendar (tz={self.tz}, version={self.version}) has no open hours "
+            f"within {_MAX_CLOSED_DAYS} days after {u.isoformat()}"
+        )
 
     def next_open(self, t: datetime) -> datetime:
         """First open instant at or after ``t`` (``t`` itself, in UTC, when already open)."""
-        u = _require_aware(t, "t")
-        for s, _ in self._open_spans_from(u):
-            return s
-        raise AssertionError("unreachable: _open_spans_from is infinite")  # pragma: no cover
+        u = t if t.__class__ is datetime and t.tzinfo is UTC else _require_aware(t, "t")
+        entry = self._utc_days.get(u.toordinal())
+        day = self._local_day(u) if entry is None else entry[1][u >= entry[0]]
+        d = day[0]
+        closed = 0
+        cache = self._cache
+        while True:
+            for s, e in day[1]:
+                if e > u:
+                    return u if u > s else s  # max(s, u), which returns s on a tie
+            closed += 1
+            if closed > _MAX_CLOSED_DAYS:
+                raise self._never_opens(u)
+            d += _ONE_DAY
+            day = cache.get(d) or self._build_day(d)  # records are never empty
 
     def add_business(self, start: datetime, seconds: float) -> datetime:
         """Instant after ``seconds`` of open time counted from ``start`` (a due time).
@@ -330,30 +451,79 @@ class BusinessCalendar:
         are used up in turn. ``seconds == 0`` gives ``next_open(start)``; a budget that ends
         exactly at a closing time returns that closing time.
         """
-        u = _require_aware(start, "start")
-        if not math.isfinite(seconds) or seconds < 0:
-            raise ValueError(f"seconds must be finite and >= 0, got {seconds!r}")
-        remaining = timedelta(seconds=seconds)
-        for s, e in self._open_spans_from(u):
-            available = e - s
-            if remaining <= available:
-                return s + remaining
-            remaining -= available
-        raise AssertionError("unreachable: _open_spans_from is infinite")  # pragma: no cover
+        u = (
+            start
+            if start.__class__ is datetime and start.tzinfo is UTC
+            else _require_aware(start, "start")
+        )
+        cls = seconds.__class__
+        remaining = _BUDGETS.get(seconds) if cls is float or cls is int else None
+        if remaining is None:
+            remaining = _budget(seconds)
+        entry = self._utc_days.get(u.toordinal())
+        day = self._local_day(u) if entry is None else entry[1][u >= entry[0]]
+        d = day[0]
+        closed = 0
+        cache = self._cache
+        while True:
+            spans = day[1]
+            if spans and remaining > day[2] and spans[0][0] >= u:
+                # The whole day lies after u and the budget outlasts it: the span-by-span walk
+                # would subtract each span (exact timedelta arithmetic) and return nowhere.
+                remaining -= day[2]
+                closed = 0
+            else:
+                found = False
+                for s, e in spans:
+                    if e > u:
+                        found = True
+                        lo = u if u > s else s
+                        available = e - lo
+                        if remaining <= available:
+                            return lo + remaining
+                        remaining -= available
+                closed = 0 if found else closed + 1
+                if closed > _MAX_CLOSED_DAYS:
+                    raise self._never_opens(u)
+            d += _ONE_DAY
+            day = cache.get(d) or self._build_day(d)  # records are never empty
 
     def business_seconds(self, a: datetime, b: datetime) -> float:
         """Open seconds in ``[a, b)``; 0 if ``b <= a``. Inverse of :meth:`add_business`."""
-        ua, ub = _require_aware(a, "a"), _require_aware(b, "b")
+        ua = a if a.__class__ is datetime and a.tzinfo is UTC else _require_aware(a, "a")
+        ub = b if b.__class__ is datetime and b.tzinfo is UTC else _require_aware(b, "b")
         if ub <= ua:
             return 0.0
-        total = timedelta(0)
-        d, last = self._local_date(ua), self._local_date(ub)
-        while d <= last:
-            for s, e in self.intervals_on(d):
-                lo, hi = max(s, ua), min(e, ub)
+        utc_days = self._utc_days
+        entry = utc_days.get(ua.toordinal())
+        day = self._local_day(ua) if entry is None else entry[1][ua >= entry[0]]
+        entry = utc_days.get(ub.toordinal())
+        last_day = self._local_day(ub) if entry is None else entry[1][ub >= entry[0]]
+        total = _ZERO
+        if day is last_day and day[0] != _LAST_DATE:
+            # One local date (the common FRT case). Not date.max: the reference's walk raises
+            # OverflowError stepping past it, and so does the loop below.
+            for s, e in day[1]:
+                lo = ua if ua > s else s
+                hi = ub if ub < e else e
                 if hi > lo:
                     total += hi - lo
+            return total.total_seconds()
+        d, last = day[0], last_day[0]
+        cache = self._cache
+        while d <= last:
+            spans = day[1]
+            if spans and spans[0][0] >= ua and spans[-1][1] <= ub:
+                total += day[2]  # the whole day lies inside [a, b)
+            else:
+                for s, e in spans:
+                    lo = ua if ua > s else s
+                    hi = ub if ub < e else e
+                    if hi > lo:
+                        total += hi - lo
             d += _ONE_DAY
+            if d <= last:
+                day = cache.get(d) or self._build_day(d)
         return total.total_seconds()
 
     def calendar_seconds(self, a: datetime, b: datetime) -> float:

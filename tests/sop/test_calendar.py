@@ -33,6 +33,7 @@ EVENING = BusinessCalendar(
     overrides={date(2026, 3, 10): (Interval(time(20), time(0)),)},
 )
 UTC_CAL = BusinessCalendar(tz="UTC")
+ALL_WEEK = {"mon-sun": "00:00-24:00"}
 CALENDARS = [CAL, EVENING, UTC_CAL, ALWAYS_OPEN]
 
 
@@ -229,6 +230,34 @@ def test_shanghai_vs_utc_day_boundaries() -> None:
     assert CAL.is_open(datetime(2026, 3, 2, 10, 30, tzinfo=tokyo))  # 09:30 in Shanghai
 
 
+def test_dst_switch_days_follow_real_time() -> None:
+    """In a zone with DST, local days are 23 h / 25 h on switch days and hours map accordingly."""
+    berlin = ZoneInfo("Europe/Berlin")
+    always = BusinessCalendar(tz="Europe/Berlin", weekly=parse_weekly(ALL_WEEK), statutory=False)
+    night = BusinessCalendar(
+        tz="Europe/Berlin", weekly=parse_weekly({"mon-sun": "01:00-04:00"}), statutory=False
+    )
+
+    def midnight(d: date) -> datetime:
+        return datetime.combine(d, time(0), berlin)
+
+    spring, autumn = date(2026, 3, 29), date(2026, 10, 25)
+    one_day = timedelta(days=1)
+    assert always.business_seconds(midnight(spring), midnight(spring + one_day)) == 23 * 3600
+    assert always.business_seconds(midnight(autumn), midnight(autumn + one_day)) == 25 * 3600
+    assert always.add_business(datetime(2026, 3, 29, 1, 59, 59, tzinfo=berlin), 1) == datetime(
+        2026, 3, 29, 1, tzinfo=UTC
+    )  # 03:00 CEST: 02:00-03:00 does not exist
+    assert night.business_seconds(midnight(spring), midnight(spring + one_day)) == 2 * 3600
+    assert night.business_seconds(midnight(autumn), midnight(autumn + one_day)) == 4 * 3600
+    assert night.add_business(datetime(2026, 3, 29, 1, 30, tzinfo=berlin), 3600) == datetime(
+        2026, 3, 29, 1, 30, tzinfo=UTC
+    )
+    assert night.next_open(datetime(2026, 10, 25, 5, tzinfo=berlin)) == datetime(
+        2026, 10, 26, tzinfo=UTC
+    )
+
+
 def test_year_of_business_hours_matches_chinese_workdays() -> None:
     """All of 2026: open time = chinese_calendar workdays × 7.5 h (walks days, not seconds)."""
     workdays = chinese_calendar.get_workdays(date(2026, 1, 1), date(2026, 12, 31))
@@ -310,6 +339,19 @@ def test_calendars_are_values() -> None:
     assert EVENING.with_overrides(version=2) != EVENING
     with pytest.raises(TypeError):
         EVENING.weekly[0] = ()  # type: ignore[index]
+
+
+def test_memos_are_not_part_of_the_value() -> None:
+    """Warm per-date memos leave equality and hashing alone and survive pickling."""
+    warm = default_calendar()
+    start = sh(2026, 2, 13, 17, 0)
+    due = warm.add_business(start, 172800)
+    assert warm.business_seconds(start, due) == 172800
+    assert warm == default_calendar()
+    assert hash(warm) == hash(default_calendar())
+    clone = pickle.loads(pickle.dumps(warm))
+    assert clone.add_business(start, 172800) == due
+    assert copy.deepcopy(warm).next_open(start) == warm.next_open(start)
 
 
 # ------------------------------------------------------------------------------ properties
