@@ -280,6 +280,7 @@ class BusinessAxis:
         self._cal = calendar
         self._zone = ZoneInfo(str(getattr(calendar, "tz", tz)))
         self._cum: dict[date, float] = {_EPOCH_DAY: 0.0}
+        self._days: dict[date, tuple[datetime, float]] = {}
         self._lo = self._hi = _EPOCH_DAY
 
     def _midnight(self, d: date) -> datetime:
@@ -300,7 +301,11 @@ class BusinessAxis:
 
     def position(self, t: datetime) -> float:
         d = t.astimezone(self._zone).date()
-        return self._day_start(d) + self._cal.business_seconds(self._midnight(d), t)
+        day = self._days.get(d)
+        if day is None:
+            # The day's midnight in UTC (what the calendar computes fastest from) and its start.
+            day = self._days[d] = (self._midnight(d).astimezone(UTC), self._day_start(d))
+        return day[1] + self._cal.business_seconds(day[0], t)
 
 
 _AXES: dict[Any, BusinessAxis] = {}
