@@ -18,7 +18,7 @@ text a connection's cache would fill with large statements; this way a few sizes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
@@ -37,6 +37,12 @@ Convert = Callable[[Any], Any]
 Row = Mapping[str, Any] | tuple[Any, ...]
 
 
+# Recently formatted timestamps: a batch repeats many (its rows' update time, the second its
+# events were sent in, a question's opening as its last message, equal due times).
+_TS_TEXT: dict[datetime, str] = {}
+_TS_TEXT_MAX = 4096
+
+
 def sqlite_ts(value: datetime | None) -> str | None:
     """A timestamp as SQLAlchemy's SQLite ``DATETIME`` stores it (naive UTC, microseconds)."""
     if value is None:
@@ -46,15 +52,16 @@ def sqlite_ts(value: datetime | None) -> str | None:
         if tz is None:
             raise ValueError("naive datetime written to the store; use aware UTC")
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    text = _TS_TEXT.get(value)
+    if text is None:
+        if len(_TS_TEXT) >= _TS_TEXT_MAX:
+            _TS_TEXT.clear()
+        text = _TS_TEXT[value] = value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return text
 
 
 def json_text(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
-
-
-def _sqlite_bool(value: Any) -> Any:
-    return None if value is None else (1 if value else 0)
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -73,8 +80,6 @@ def _converter(column_type: Any, dialect: str) -> Convert | None:
         return sqlite_ts if dialect == "sqlite" else _aware
     if isinstance(column_type, JSON):
         return json_text
-    if isinstance(column_type, Boolean) and dialect == "sqlite":
-        return _sqlite_bool
     if isinstance(column_type, LargeBinary):
         return _bytes
     return None
@@ -112,23 +117,45 @@ class Bulk:
                 raise KeyError(f"{table.name} has no column {name!r}")
         self._tail = tail
         self._get = itemgetter(*self.columns)
-        self._convert: dict[str, tuple[tuple[int, Convert], ...]] = {}
+        self._flat: dict[tuple[str, bool], Callable[[Sequence[Row]], list[Any]]] = {}
         self._sql: dict[tuple[str, int], str] = {}
         cap = 1
         while cap * 2 <= min(MAX_ROWS, MAX_PARAMS // len(self.columns)):
             cap *= 2
         self._cap = cap
 
-    def _converters(self, dialect: str) -> tuple[tuple[int, Convert], ...]:
-        found = self._convert.get(dialect)
-        if found is None:
-            found = tuple(
-                (i, conv)
-                for i, name in enumerate(self.columns)
-                if (conv := _converter(self.table.c[name].type, dialect)) is not None
-            )
-            self._convert[dialect] = found
-        return found
+    def _flattener(self, dialect: str, tuples: bool) -> Callable[[Sequence[Row]], list[Any]]:
+        """A function from rows to the flat parameter list, generated once per dialect.
+
+        One tuple expression per row with each converter inlined (NULLs pass as they are): a
+        loop over the columns cost ~10 % of the intake's thread at 10,000 events/s.
+        """
+        found = self._flat.get((dialect, tuples))
+        if found is not None:
+            return found
+        env: dict[str, Any] = {"get": self._get}
+        parts = []
+        for i, name in enumerate(self.columns):
+            conv = _converter(self.table.c[name].type, dialect)
+            if conv is None:
+                parts.append(f"v[{i}]")
+            else:
+                env[f"c{i}"] = conv
+                parts.append(f"(None if v[{i}] is None else c{i}(v[{i}]))")
+        source = "v" if tuples else ("(get(r),)" if len(self.columns) == 1 else "get(r)")
+        code = (
+            "def flat(rows):\n"
+            "    out = []\n"
+            "    add = out.extend\n"
+            "    for r in rows:\n"
+            f"        v = {'r' if tuples else source}\n"
+            f"        add(({', '.join(parts)},))\n"
+            "    return out\n"
+        )
+        exec(code, env)
+        flat: Callable[[Sequence[Row]], list[Any]] = env["flat"]
+        self._flat[dialect, tuples] = flat
+        return flat
 
     def sql(self, dialect: str, rows: int) -> str:
         found = self._sql.get((dialect, rows))
@@ -148,24 +175,9 @@ class Bulk:
         return f"INSERT INTO {self.table.name} ({','.join(self.columns)}) VALUES {values} {tail}"
 
     def params(self, rows: Sequence[Row], dialect: str) -> list[Any]:
-        convert = self._converters(dialect)
-        out: list[Any] = []
-        for values in self._values(rows):
-            for i, conv in convert:
-                value = values[i]
-                if value is not None:  # NULL as it is (most optional columns are empty)
-                    values[i] = conv(value)
-            out += values
-        return out
-
-    def _values(self, rows: Sequence[Row]) -> Iterator[list[Any]]:
-        """Each row's values as a fresh list in column order."""
-        if rows and isinstance(rows[0], tuple):
-            return (list(row) for row in rows)
-        get = self._get
-        if len(self.columns) == 1:
-            return ([get(row)] for row in rows)
-        return (list(get(row)) for row in rows)
+        """The flat parameter list of ``rows`` (mappings, or tuples in ``columns`` order)."""
+        tuples = bool(rows) and isinstance(rows[0], tuple)
+        return self._flattener(dialect, tuples)(rows)
 
     async def run(self, conn: AsyncConnection, rows: Sequence[Row]) -> list[tuple[Any, ...]]:
         """Write ``rows`` (mappings with every column, or tuples in ``columns`` order); the
@@ -221,4 +233,57 @@ async def rows_by_key(
         params = tuple(v for k in chunk for v in k)
         result = await conn.exec_driver_sql(head + values + order, params)
         out += [tuple(r) for r in result.all()]
+    return out
+
+
+def _sqlite_ts_in(value: Any) -> Any:
+    # SQLAlchemy's SQLite DATETIME text, read back as UTCDateTime does: aware UTC.
+    return datetime.fromisoformat(value).replace(tzinfo=UTC) if isinstance(value, str) else value
+
+
+def _utc(value: Any) -> Any:
+    return value.astimezone(UTC) if isinstance(value, datetime) else value
+
+
+def _json_in(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _reader(column_type: Any, dialect: str) -> Convert | None:
+    """How a driver value becomes what the column's SQLAlchemy type returns (None: as it is)."""
+    if isinstance(column_type, UTCDateTime):
+        return _sqlite_ts_in if dialect == "sqlite" else _utc
+    if isinstance(column_type, JSON):
+        return _json_in
+    if isinstance(column_type, Boolean) and dialect == "sqlite":
+        return bool
+    return None
+
+
+async def read_by_key(
+    conn: AsyncConnection,
+    table: Table,
+    key: Sequence[str],
+    keys: Sequence[tuple[Any, ...]],
+    columns: Sequence[str],
+    *,
+    lock: bool = False,
+) -> list[dict[str, Any]]:
+    """``rows_by_key`` with values as the ORM returns them (aware UTC times, decoded JSON).
+
+    For hot reads of many rows by key: no expanding ``IN`` for SQLAlchemy to render per value.
+    """
+    dialect = conn.dialect.name
+    readers = [
+        (i, name, r)
+        for i, name in enumerate(columns)
+        if (r := _reader(table.c[name].type, dialect)) is not None
+    ]
+    out = []
+    for raw in await rows_by_key(conn, table, key, keys, columns, lock=lock):
+        row = dict(zip(columns, raw, strict=True))
+        for i, name, read in readers:
+            if raw[i] is not None:
+                row[name] = read(raw[i])
+        out.append(row)
     return out

@@ -15,7 +15,6 @@ and for links a ``response`` row. Replaying an effect is harmless: upserts by ``
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -27,7 +26,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.store import sla_rollup
+from bot.store import bulk, sla_rollup
 from bot.store.bulk import Bulk
 from bot.store.models import Question as QuestionRow
 from bot.store.models import Response as ResponseRow
@@ -126,8 +125,14 @@ def _derived(q: Question, policy: SlaPolicy, cal: Calendar, tz: ZoneInfo) -> _De
     return found
 
 
-def question_row(q: Question, ctx: RowContext) -> dict[str, Any]:
-    """The full column set of ``q`` (state, derived due times, strict view)."""
+def question_row(
+    q: Question, ctx: RowContext, detector: tuple[str, float] | None = None
+) -> dict[str, Any]:
+    """The full column set of ``q`` (state, derived due times, strict view).
+
+    ``detector``: (reason, score) instead of the context's (a batch keeps the opening one).
+    """
+    reason, score = detector if detector is not None else (ctx.detector_reason, ctx.detect_score)
     policy = ctx.policy_of(q)
     cal = ctx.calendar_of(q.chat)
     platform, chat_id = split_key(q.chat)
@@ -155,8 +160,8 @@ def question_row(q: Question, ctx: RowContext) -> dict[str, Any]:
         "local_date": local_date,
         "last_customer_msg_at": q.last_customer_msg_at,
         "status": q.status.value,
-        "detector_reason": ctx.detector_reason[:32],
-        "detect_score": ctx.detect_score,
+        "detector_reason": reason[:32],
+        "detect_score": score,
         "policy_version": q.policy_version,
         "calendar_version": q.calendar_version,
         "owner_ids": list(q.owner_ids),
@@ -251,15 +256,14 @@ _BEFORE_COLUMNS = (
 
 
 async def _rows_by_public_id(
-    conn: AsyncConnection, public_ids: Sequence[str], columns: Sequence[str] | None = None
+    conn: AsyncConnection, public_ids: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
-    """Stored rows (or ``columns`` of them) by public id; locked on PostgreSQL."""
+    """Whole stored rows by public id; locked on PostgreSQL."""
     out: dict[str, dict[str, Any]] = {}
     ordered = sorted(public_ids)  # the lock order of load_questions: no deadlock between them
-    source = [Q.c[c] for c in columns] if columns is not None else [Q]
     for start in range(0, len(ordered), 500):
         chunk = ordered[start : start + 500]
-        stmt = select(*source).where(Q.c.public_id.in_(chunk)).order_by(Q.c.public_id)
+        stmt = select(Q).where(Q.c.public_id.in_(chunk)).order_by(Q.c.public_id)
         if conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update()
         for row in (await conn.execute(stmt)).all():
@@ -363,9 +367,13 @@ async def save_batch(
     # A question opened in this batch cannot be in the store yet: its id is its opening
     # message's row id, and that message was new to the store in this very batch.
     opened = {e.question.id for e, _ in effects if isinstance(e, QuestionOpened)}
-    before = await _rows_by_public_id(
-        conn, [qid for qid in order if qid not in opened], _BEFORE_COLUMNS
-    )
+    stored = sorted(qid for qid in order if qid not in opened)  # the lock order everywhere
+    before = {
+        r["public_id"]: r
+        for r in await bulk.read_by_key(
+            conn, Q, ("public_id",), [(q,) for q in stored], _BEFORE_COLUMNS, lock=True
+        )
+    }
     # The whole old row only where the rollups hold it: its contribution comes out.
     mark = await sla_rollup.watermark(conn, lock="share")
     held = [qid for qid, row in before.items() if sla_rollup.is_held(row, mark)]
@@ -374,7 +382,7 @@ async def save_batch(
     rows = []
     for qid in order:
         q, ctx, reason, score = final[qid]
-        row = question_row(q, dataclasses.replace(ctx, detector_reason=reason, detect_score=score))
+        row = question_row(q, ctx, (reason, score))
         row["alert_levels_sent"] = []
         rows.append(row)
     ids = {str(public_id): int(row_id) for row_id, public_id in await _UPSERT.run(conn, rows)}

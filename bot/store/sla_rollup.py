@@ -311,8 +311,24 @@ class BusinessAxis:
 _AXES: dict[Any, BusinessAxis] = {}
 
 
+# By the calendar object's identity first: hashing a calendar (all its fields) on every row
+# cost more than the position itself. Each entry holds its calendar, so an id is never reused.
+_AXIS_BY_ID: dict[int, tuple[Calendar, BusinessAxis]] = {}
+
+
 def axis_of(calendar: Calendar) -> BusinessAxis:
     """The (cached) business axis of ``calendar`` (equal calendars share one)."""
+    hit = _AXIS_BY_ID.get(id(calendar))
+    if hit is not None and hit[0] is calendar:
+        return hit[1]
+    axis = _axis_of(calendar)
+    if len(_AXIS_BY_ID) > 64:
+        _AXIS_BY_ID.clear()
+    _AXIS_BY_ID[id(calendar)] = (calendar, axis)
+    return axis
+
+
+def _axis_of(calendar: Calendar) -> BusinessAxis:
     key: Any = calendar
     try:
         hash(calendar)
