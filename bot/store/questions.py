@@ -97,31 +97,58 @@ class RowContext:
     detect_score: float = 0.0
 
 
-# What a row derives from a question's opening and current clock start alone (calendar
-# arithmetic, the costly part of a row): computed once per question and cycle, reused by the
-# upserts that follow (its answer, merges, resolution), which come within minutes. Keyed by the
-# policy and calendar objects' identity; each entry holds both, so an id is never reused.
-_Derived = tuple[float, str, datetime, datetime, datetime, SlaPolicy, Calendar]
+class _Derived:
+    """What a row derives from a question's opening and current clock start alone (calendar
+    arithmetic, the costly part of a row), including its settle time while nothing answers it.
+    """
+
+    __slots__ = (
+        "backlog_due_at",
+        "bepoch",
+        "cal",
+        "epoch",
+        "frt_due_at",
+        "frt_due_calendar_at",
+        "local_date",
+        "open_settle",
+        "policy",
+        "three_min_mark",
+    )
+
+    def __init__(self, q: Question, policy: SlaPolicy, cal: Calendar, tz: ZoneInfo) -> None:
+        self.policy, self.cal = policy, cal  # held: their ids key the cache
+        self.bepoch = sla_rollup.axis_of(cal).position(q.opened_at)
+        self.epoch = q.opened_at.timestamp()
+        self.local_date = q.opened_at.astimezone(tz).date().isoformat()
+        self.frt_due_at = timers.frt_due(q, policy, cal)
+        self.frt_due_calendar_at = q.opened_at + timedelta(seconds=policy.frt_target_s)
+        self.backlog_due_at = timers.backlog_due(q, policy, cal)
+        self.three_min_mark = cal.add_business(q.opened_at, sla_rollup.THREE_MIN_S)
+        unanswered = {
+            "opened_at": q.opened_at,
+            "frt_due_at": self.frt_due_at,
+            "frt_due_calendar_at": self.frt_due_calendar_at,
+            "backlog_due_at": self.backlog_due_at,
+        }
+        self.open_settle = sla_rollup.settle_time(
+            unanswered, cal, three_min_mark=self.three_min_mark
+        )
+
+
+# Computed once per question and cycle, reused by the upserts that follow (its answer, merges,
+# resolution), which come within minutes. Keyed by the policy and calendar objects' identity;
+# each entry holds both, so an id is never reused while it is cached.
 _DERIVED: OrderedDict[tuple[str, datetime, datetime, int, int], _Derived] = OrderedDict()
 _DERIVED_MAX = 20_000
 
 
 def _derived(q: Question, policy: SlaPolicy, cal: Calendar, tz: ZoneInfo) -> _Derived:
-    """(opened_bepoch, local_date, frt_due_at, backlog_due_at, opened + 3 business minutes)."""
     key = (q.id, q.opened_at, q.clock_start, id(policy), id(cal))
     found = _DERIVED.get(key)
     if found is None:
         if len(_DERIVED) >= _DERIVED_MAX:
             _DERIVED.popitem(last=False)  # the oldest (O(1), unlike a dict's first key)
-        found = _DERIVED[key] = (
-            sla_rollup.axis_of(cal).position(q.opened_at),
-            q.opened_at.astimezone(tz).date().isoformat(),
-            timers.frt_due(q, policy, cal),
-            timers.backlog_due(q, policy, cal),
-            cal.add_business(q.opened_at, sla_rollup.THREE_MIN_S),
-            policy,
-            cal,
-        )
+        found = _DERIVED[key] = _Derived(q, policy, cal, tz)
     return found
 
 
@@ -136,9 +163,7 @@ def question_row(
     policy = ctx.policy_of(q)
     cal = ctx.calendar_of(q.chat)
     platform, chat_id = split_key(q.chat)
-    bepoch, local_date, frt_due_at, backlog_due_at, three_min_mark, _, _ = _derived(
-        q, policy, cal, ctx.tz
-    )
+    d = _derived(q, policy, cal, ctx.tz)
     start = q.clock_start
     strict = next((r for r in q.cycle_responses() if policy.is_strict(r.confidence)), None)
     if q.holding and q.followup_done_at is None and not q.followup_breached:
@@ -155,9 +180,9 @@ def question_row(
         "message_ids": list(q.message_ids),
         "snippet": q.snippet[:255],
         "opened_at": q.opened_at,
-        "opened_epoch": q.opened_at.timestamp(),
-        "opened_bepoch": bepoch,
-        "local_date": local_date,
+        "opened_epoch": d.epoch,
+        "opened_bepoch": d.bepoch,
+        "local_date": d.local_date,
         "last_customer_msg_at": q.last_customer_msg_at,
         "status": q.status.value,
         "detector_reason": reason[:32],
@@ -166,9 +191,9 @@ def question_row(
         "calendar_version": q.calendar_version,
         "owner_ids": list(q.owner_ids),
         "frt_target_s": policy.frt_target_s,
-        "frt_due_at": frt_due_at,
-        "frt_due_calendar_at": q.opened_at + timedelta(seconds=policy.frt_target_s),
-        "backlog_due_at": backlog_due_at,
+        "frt_due_at": d.frt_due_at,
+        "frt_due_calendar_at": d.frt_due_calendar_at,
+        "backlog_due_at": d.backlog_due_at,
         "first_response_at": q.first_response_at,
         "first_responder_id": q.first_responder_id,
         "first_response_message_id": q.first_response_message_id,
@@ -208,7 +233,10 @@ def question_row(
         "withdrawn_at": q.withdrawn_at,
         "updated_at": ctx.now,
     }
-    row["settle_at"] = sla_rollup.settle_time(row, cal, three_min_mark=three_min_mark)
+    if strict is None and q.first_response_at is None and q.resolved_at is None:
+        row["settle_at"] = d.open_settle  # nothing answered or resolved it: as computed once
+    else:
+        row["settle_at"] = sla_rollup.settle_time(row, cal, three_min_mark=d.three_min_mark)
     return row
 
 
