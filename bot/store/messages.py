@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -44,11 +45,7 @@ COLUMNS = (
     "recalled_at",
     "raw",
 )
-_INSERT = Bulk(
-    _T,
-    COLUMNS,
-    f"ON CONFLICT ({','.join(_KEY_COLS)}) DO NOTHING RETURNING id, {','.join(_KEY_COLS)}",
-)
+_INSERT = Bulk(_T, COLUMNS, f"ON CONFLICT ({','.join(_KEY_COLS)}) DO NOTHING")
 
 
 async def insert_messages(
@@ -58,7 +55,8 @@ async def insert_messages(
     rows' keys → ids."""
     if not rows:
         return {}
-    return {(r[1], r[2], r[3], r[4], r[5]): int(r[0]) for r in await _INSERT.run(conn, rows)}
+    new = await _INSERT.insert_new(conn, rows, _KEY_COLS)  # keys: the five _KEY_COLS values
+    return typing.cast(dict[MessageKey, int], new)
 
 
 async def mark_recalled(conn: AsyncConnection, key: MessageKey, at: datetime) -> int:

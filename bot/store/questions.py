@@ -275,6 +275,8 @@ def _effect_at(effect: Effect, now: datetime) -> datetime:
 # What an upsert needs of a stored row it replaces (``_stored_after``, and whether the rollups
 # hold it): far fewer columns to decode than the whole row.
 _BEFORE_COLUMNS = (
+    "id",
+    "status",
     *_IMMUTABLE,
     "alert_levels_sent",
     "detector_reason",
@@ -310,8 +312,8 @@ def _upsert_tail() -> str:
     The detector's reason and score are written by the effect that opened the question only:
     later effects carry an empty reason, which keeps the stored one. A dismissed or withdrawn
     question is closed for good: a copy of it still open in another process (several processes
-    on one database) must not write it back to life. Only the ids come back: the "after" state
-    is known (``_stored_after``), and decoding whole rows cost more than the rest of the write.
+    on one database) must not write it back to life (``save_batch`` leaves those rows out; the
+    guard repeats it in SQL).
     """
     keep = {*_IMMUTABLE, "alert_levels_sent", "detector_reason", "detect_score"}
     sets = [f"{c} = excluded.{c}" for c in _ROW_COLUMNS if c not in keep]
@@ -325,11 +327,11 @@ def _upsert_tail() -> str:
     return (
         f"ON CONFLICT (public_id) DO UPDATE SET {', '.join(sets)}"
         f" WHERE question.status NOT IN ({closed}) OR excluded.status IN ({closed})"
-        " RETURNING id, public_id"
     )
 
 
 _UPSERT = Bulk(Q, _ROW_COLUMNS, _upsert_tail())
+_INSERT_NEW = Bulk(Q, _ROW_COLUMNS, "ON CONFLICT (public_id) DO NOTHING")
 _EVENTS = Bulk(E, ("question_id", "type", "at", "actor", "meta"))
 _RESPONSE_COLUMNS = (
     "question_id",
@@ -413,17 +415,12 @@ async def save_batch(
         row = question_row(q, ctx, (reason, score))
         row["alert_levels_sent"] = []
         rows.append(row)
-    ids = {str(public_id): int(row_id) for row_id, public_id in await _UPSERT.run(conn, rows)}
+    ids = await _write_rows(conn, rows, before)
     after = {
         row["public_id"]: _stored_after(row, before.get(row["public_id"]), ids[row["public_id"]])
         for row in rows
         if row["public_id"] in ids
     }
-    if len(after) < len(order):
-        log.warning(
-            "%d question update(s) skipped: closed in the store by another process",
-            len(order) - len(after),
-        )
 
     await _write_audit(conn, effects, ids)
     changes = [(before.get(qid), after[qid]) for qid in order if qid in after]
@@ -432,6 +429,37 @@ async def save_batch(
         conn, changes, calendar_of=calendar_of, tz=effects[0][1].tz, mark=mark
     )
     return len(effects)
+
+
+async def _write_rows(
+    conn: AsyncConnection, rows: list[dict[str, Any]], before: dict[str, dict[str, Any]]
+) -> dict[str, int]:
+    """Insert the new questions, update the stored ones; public id → row id of those written.
+
+    A question another process closed (dismissed, withdrawn) stays closed: its stale open copy
+    here is not written back. Stored rows are locked (PostgreSQL) since ``before`` was read.
+    """
+    new = [r for r in rows if r["public_id"] not in before]
+    ids = {
+        str(k[0]): v for k, v in (await _INSERT_NEW.insert_new(conn, new, ("public_id",))).items()
+    }
+    stored = []
+    for row in rows:
+        old = before.get(row["public_id"])
+        if old is None:
+            continue
+        if old["status"] in _CLOSED and row["status"] not in _CLOSED:
+            continue
+        stored.append(row)
+        ids[row["public_id"]] = int(old["id"])
+    if stored:
+        await _UPSERT.run(conn, stored)
+    if len(ids) < len(rows):
+        log.warning(
+            "%d question update(s) skipped: closed in the store by another process",
+            len(rows) - len(ids),
+        )
+    return ids
 
 
 async def _write_audit(

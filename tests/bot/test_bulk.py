@@ -97,3 +97,30 @@ def test_chunks_are_powers_of_two_below_the_cap() -> None:
     assert chunk_sizes(2500, 1024) == [1024, 1024, 256, 128, 64, 4]
     assert chunk_sizes(0, 1024) == []
     assert all(sum(chunk_sizes(n, 256)) == n for n in range(3000))
+
+
+NEW_ONLY = Bulk(
+    M, COLUMNS, "ON CONFLICT (message_id, chat_id, chat_type, account_id, platform) DO NOTHING"
+)
+KEY = ("platform", "account_id", "chat_type", "chat_id", "message_id")
+
+
+async def test_insert_new_gives_the_ids_of_the_rows_it_wrote(engine: AsyncEngine) -> None:
+    """Without RETURNING on SQLite: ids from the insert's row count, duplicates read back."""
+    first = [_row(i) for i in range(1, 300)]
+    again = [_row(i) for i in range(150, 700)]  # 150 stored already, interleaved at the front
+    async with engine.begin() as conn:
+        got = await NEW_ONLY.insert_new(conn, first, KEY)
+        got_again = await NEW_ONLY.insert_new(
+            conn, [tuple(r[c] for c in COLUMNS) for r in again], KEY
+        )
+        nothing = await NEW_ONLY.insert_new(conn, first[:5], KEY)
+        stored = {
+            tuple(r[1:]): r[0]
+            for r in (await conn.execute(select(M.c.id, *(M.c[k] for k in KEY)))).all()
+        }
+    assert nothing == {}
+    assert len(got) == len(first)
+    assert set(got_again) == {tuple(r[k] for k in KEY) for r in again[150:]}
+    for key, row_id in {**got, **got_again}.items():
+        assert stored[key] == row_id
