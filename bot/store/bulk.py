@@ -117,20 +117,23 @@ class Bulk:
                 raise KeyError(f"{table.name} has no column {name!r}")
         self._tail = tail
         self._get = itemgetter(*self.columns)
-        self._flat: dict[tuple[str, bool], Callable[[Sequence[Row]], list[Any]]] = {}
+        self._flat: dict[tuple[str, bool, bool], Callable[[Sequence[Row]], list[Any]]] = {}
         self._sql: dict[tuple[str, int, str], str] = {}
         cap = 1
         while cap * 2 <= min(MAX_ROWS, MAX_PARAMS // len(self.columns)):
             cap *= 2
         self._cap = cap
 
-    def _flattener(self, dialect: str, tuples: bool) -> Callable[[Sequence[Row]], list[Any]]:
-        """A function from rows to the flat parameter list, generated once per dialect.
+    def _converter_of(
+        self, dialect: str, tuples: bool, flat: bool
+    ) -> Callable[[Sequence[Row]], list[Any]]:
+        """A function from rows to their parameters, generated once per dialect and shape:
+        one flat list (a multi-row statement) or a tuple per row (executemany).
 
         One tuple expression per row with each converter inlined (NULLs pass as they are): a
         loop over the columns cost ~10 % of the intake's thread at 10,000 events/s.
         """
-        found = self._flat.get((dialect, tuples))
+        found = self._flat.get((dialect, tuples, flat))
         if found is not None:
             return found
         env: dict[str, Any] = {"get": self._get}
@@ -142,20 +145,20 @@ class Bulk:
             else:
                 env[f"c{i}"] = conv
                 parts.append(f"(None if v[{i}] is None else c{i}(v[{i}]))")
-        source = "v" if tuples else ("(get(r),)" if len(self.columns) == 1 else "get(r)")
+        source = "r" if tuples else ("(get(r),)" if len(self.columns) == 1 else "get(r)")
         code = (
-            "def flat(rows):\n"
+            "def convert(rows):\n"
             "    out = []\n"
-            "    add = out.extend\n"
+            f"    add = out.{'extend' if flat else 'append'}\n"
             "    for r in rows:\n"
-            f"        v = {'r' if tuples else source}\n"
+            f"        v = {source}\n"
             f"        add(({', '.join(parts)},))\n"
             "    return out\n"
         )
         exec(code, env)
-        flat: Callable[[Sequence[Row]], list[Any]] = env["flat"]
-        self._flat[dialect, tuples] = flat
-        return flat
+        convert: Callable[[Sequence[Row]], list[Any]] = env["convert"]
+        self._flat[dialect, tuples, flat] = convert
+        return convert
 
     def sql(self, dialect: str, rows: int, returning: str = "") -> str:
         found = self._sql.get((dialect, rows, returning))
@@ -180,12 +183,31 @@ class Bulk:
     def params(self, rows: Sequence[Row], dialect: str) -> list[Any]:
         """The flat parameter list of ``rows`` (mappings, or tuples in ``columns`` order)."""
         tuples = bool(rows) and isinstance(rows[0], tuple)
-        return self._flattener(dialect, tuples)(rows)
+        return self._converter_of(dialect, tuples, True)(rows)
+
+    def row_params(self, rows: Sequence[Row], dialect: str) -> list[tuple[Any, ...]]:
+        """One parameter tuple per row (``executemany``)."""
+        tuples = bool(rows) and isinstance(rows[0], tuple)
+        return self._converter_of(dialect, tuples, False)(rows)
+
+    def _many(self, rows: Sequence[Row], dialect: str) -> bool:
+        """SQLite without RETURNING: one ``executemany`` of the one-row statement.
+
+        Each statement costs several trips to aiosqlite's thread (cursor, execute, fetch,
+        close), each a GIL hand-over with the busy event loop: one statement for the whole
+        batch instead of a multi-row statement per power-of-two chunk.
+        """
+        return dialect == "sqlite" and "RETURNING" not in self.sql(dialect, 1)
 
     async def run(self, conn: AsyncConnection, rows: Sequence[Row]) -> list[tuple[Any, ...]]:
         """Write ``rows`` (mappings with every column, or tuples in ``columns`` order); the
         ``RETURNING`` rows, if any."""
         dialect = conn.dialect.name
+        if not rows:
+            return []
+        if self._many(rows, dialect):
+            await conn.exec_driver_sql(self.sql(dialect, 1), self.row_params(rows, dialect))
+            return []
         out: list[tuple[Any, ...]] = []
         start = 0
         for size in chunk_sizes(len(rows), self._cap):
@@ -204,46 +226,43 @@ class Bulk:
         """Insert ``rows`` (the tail must be ``ON CONFLICT … DO NOTHING``); the new rows' ids
         by their ``key`` values. Rows whose key is stored already are left out.
 
-        SQLite without ``RETURNING``: each returned row is a trip of the GIL between the
-        database thread and the busy event loop (a thousand rows: 2 ms idle, 200 ms under load).
-        A multi-row INSERT numbers its new rows consecutively in VALUES order, so their ids
-        follow from ``last_insert_rowid`` and the count; a chunk that met duplicates (rare:
+        SQLite: one ``executemany`` and no ``RETURNING`` (each returned row is a GIL hand-over
+        between the database thread and the busy event loop: a thousand rows took 2 ms idle,
+        200 ms under load). Rows inserted one after another get consecutive ids, so theirs
+        follow from ``last_insert_rowid()`` and the count; a batch that met duplicates (rare:
         re-deliveries) reads its new rows back by that id range. PostgreSQL: ``RETURNING``.
         """
+        if not rows:
+            return {}
         dialect = conn.dialect.name
-        at = [self.columns.index(k) for k in key]
-        tuples = bool(rows) and isinstance(rows[0], tuple)
-
-        def key_of(row: Row) -> tuple[Any, ...]:
-            if tuples:
-                return tuple(row[i] for i in at)  # type: ignore[index]
-            return tuple(row[k] for k in key)  # type: ignore[call-overload]
-
-        out: dict[tuple[Any, ...], int] = {}
-        start = 0
-        for size in chunk_sizes(len(rows), self._cap):
-            chunk = rows[start : start + size]
-            start += size
-            params = tuple(self.params(chunk, dialect))
-            if dialect != "sqlite":
+        if dialect != "sqlite":
+            out: dict[tuple[Any, ...], int] = {}
+            start = 0
+            for size in chunk_sizes(len(rows), self._cap):
+                chunk = rows[start : start + size]
+                start += size
                 sql = self.sql(dialect, size, "id, " + ", ".join(key))
+                params = tuple(self.params(chunk, dialect))
                 for r in (await conn.exec_driver_sql(sql, params)).all():
                     out[tuple(r[1:])] = int(r[0])
-                continue
-            result = await conn.exec_driver_sql(self.sql(dialect, size), params)
-            new, last = int(result.rowcount), result.lastrowid
-            if new <= 0 or last is None:
-                continue
-            if new == size:
-                first = int(last) - size + 1
-                out.update((key_of(row), first + i) for i, row in enumerate(chunk))
-                continue
-            back = await conn.exec_driver_sql(
-                f"SELECT id, {', '.join(key)} FROM {self.table.name} WHERE id > ? AND id <= ?",
-                (int(last) - new, int(last)),
-            )
-            out.update((tuple(r[1:]), int(r[0])) for r in back.all())
-        return out
+            return out
+        result = await conn.exec_driver_sql(self.sql(dialect, 1), self.row_params(rows, dialect))
+        new = int(result.rowcount)
+        if new <= 0:
+            return {}
+        last = int((await conn.exec_driver_sql("SELECT last_insert_rowid()")).scalar_one())
+        if new == len(rows):
+            at = [self.columns.index(k) for k in key]
+            if isinstance(rows[0], tuple):
+                keys = [tuple(row[i] for i in at) for row in rows]  # type: ignore[index]
+            else:
+                keys = [tuple(row[k] for k in key) for row in rows]  # type: ignore[call-overload]
+            return {k: last - new + 1 + i for i, k in enumerate(keys)}
+        back = await conn.exec_driver_sql(
+            f"SELECT id, {', '.join(key)} FROM {self.table.name} WHERE id > ? AND id <= ?",
+            (last - new, last),
+        )
+        return {tuple(r[1:]): int(r[0]) for r in back.all()}
 
 
 async def rows_by_key(
