@@ -329,6 +329,52 @@ def _reader(column_type: Any, dialect: str) -> Convert | None:
     return None
 
 
+async def read_by_values(
+    conn: AsyncConnection,
+    table: Table,
+    column: str,
+    values: Sequence[str],
+    columns: Sequence[str],
+    *,
+    lock: bool = False,
+) -> list[dict[str, Any]]:
+    """``columns`` (decoded as ``read_by_key``) of the rows whose text ``column`` is one of
+    ``values``, in one statement: the values travel as one parameter (a JSON array on SQLite,
+    an array on PostgreSQL), so no chunks and no per-value placeholders.
+    """
+    if not values:
+        return []
+    dialect = conn.dialect.name
+    cols = ",".join(columns)
+    if dialect == "postgresql":
+        lock_sql = f" ORDER BY {column} FOR UPDATE" if lock else ""
+        sql = f"SELECT {cols} FROM {table.name} WHERE {column} = ANY($1::text[]){lock_sql}"
+        params: tuple[Any, ...] = (list(values),)
+    else:
+        sql = f"SELECT {cols} FROM {table.name} WHERE {column} IN (SELECT value FROM json_each(?))"
+        params = (orjson.dumps(list(values)).decode(),)
+    result = await conn.exec_driver_sql(sql, params)
+    return _decoded(table, columns, dialect, [tuple(r) for r in result.all()])
+
+
+def _decoded(
+    table: Table, columns: Sequence[str], dialect: str, raw_rows: Sequence[tuple[Any, ...]]
+) -> list[dict[str, Any]]:
+    readers = [
+        (i, name, r)
+        for i, name in enumerate(columns)
+        if (r := _reader(table.c[name].type, dialect)) is not None
+    ]
+    out = []
+    for raw in raw_rows:
+        row = dict(zip(columns, raw, strict=True))
+        for i, name, read in readers:
+            if raw[i] is not None:
+                row[name] = read(raw[i])
+        out.append(row)
+    return out
+
+
 async def read_by_key(
     conn: AsyncConnection,
     table: Table,
@@ -342,17 +388,5 @@ async def read_by_key(
 
     For hot reads of many rows by key: no expanding ``IN`` for SQLAlchemy to render per value.
     """
-    dialect = conn.dialect.name
-    readers = [
-        (i, name, r)
-        for i, name in enumerate(columns)
-        if (r := _reader(table.c[name].type, dialect)) is not None
-    ]
-    out = []
-    for raw in await rows_by_key(conn, table, key, keys, columns, lock=lock):
-        row = dict(zip(columns, raw, strict=True))
-        for i, name, read in readers:
-            if raw[i] is not None:
-                row[name] = read(raw[i])
-        out.append(row)
-    return out
+    raw_rows = await rows_by_key(conn, table, key, keys, columns, lock=lock)
+    return _decoded(table, columns, conn.dialect.name, raw_rows)

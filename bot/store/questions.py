@@ -400,8 +400,8 @@ async def save_batch(
     stored = sorted(qid for qid in order if qid not in opened)  # the lock order everywhere
     before = {
         r["public_id"]: r
-        for r in await bulk.read_by_key(
-            conn, Q, ("public_id",), [(q,) for q in stored], _BEFORE_COLUMNS, lock=True
+        for r in await bulk.read_by_values(
+            conn, Q, "public_id", stored, _BEFORE_COLUMNS, lock=True
         )
     }
     # The whole old row only where the rollups hold it: its contribution comes out.

@@ -124,3 +124,17 @@ async def test_insert_new_gives_the_ids_of_the_rows_it_wrote(engine: AsyncEngine
     assert set(got_again) == {tuple(r[k] for k in KEY) for r in again[150:]}
     for key, row_id in {**got, **got_again}.items():
         assert stored[key] == row_id
+
+
+async def test_read_by_values_takes_any_number_of_values_in_one_statement(
+    engine: AsyncEngine,
+) -> None:
+    rows = [_row(i) for i in range(1, 2500)]
+    async with engine.begin() as conn:
+        await NEW_ONLY.insert_new(conn, rows, KEY)
+        wanted = [str(i) for i in range(1, 2500, 2)] + ["nope", "", "'; DROP TABLE message"]
+        got = await bulk.read_by_values(conn, M, "message_id", wanted, COLUMNS, lock=True)
+        orm = (await conn.execute(select(*(M.c[c] for c in COLUMNS)))).all()
+    by_id = {r.message_id: r._asdict() for r in orm}
+    assert sorted(r["message_id"] for r in got) == sorted(wanted[:-3])
+    assert all(r == by_id[r["message_id"]] for r in got)
