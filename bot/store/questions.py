@@ -124,14 +124,15 @@ class _Derived:
         self.frt_due_calendar_at = q.opened_at + timedelta(seconds=policy.frt_target_s)
         self.backlog_due_at = timers.backlog_due(q, policy, cal)
         self.three_min_mark = cal.add_business(q.opened_at, sla_rollup.THREE_MIN_S)
-        unanswered = {
-            "opened_at": q.opened_at,
-            "frt_due_at": self.frt_due_at,
-            "frt_due_calendar_at": self.frt_due_calendar_at,
-            "backlog_due_at": self.backlog_due_at,
-        }
-        self.open_settle = sla_rollup.settle_time(
-            unanswered, cal, three_min_mark=self.three_min_mark
+        # sla_rollup.settle_time of a row nothing answered or resolved: its latest threshold.
+        opened = q.opened_at
+        self.open_settle = max(
+            opened + sla_rollup.THREE_MIN,
+            self.three_min_mark,
+            opened + sla_rollup.BACKLOG_SETTLE,
+            self.frt_due_at,
+            self.frt_due_calendar_at,
+            self.backlog_due_at,
         )
 
 
@@ -357,9 +358,10 @@ def _stored_after(
     Mirrors ``_upsert_tail``: immutable columns and sent alert levels stay as stored; an
     empty detector reason keeps the stored reason and score.
     """
-    out = dict(row, id=row_id)
     if before is None:
-        return out
+        row["id"] = row_id  # a new row: stored as written (the row is not used again)
+        return row
+    out = dict(row, id=row_id)
     for column in (*_IMMUTABLE, "alert_levels_sent"):
         out[column] = before[column]
     if not row["detector_reason"]:

@@ -116,6 +116,7 @@ COUNTERS = (
 )
 _UNANSWERED = COUNTERS.index("unanswered")
 THREE_MIN_S = 180.0
+THREE_MIN = timedelta(seconds=THREE_MIN_S)
 BACKLOG_SETTLE = timedelta(hours=48)
 _EPS = 1e-6
 
@@ -555,7 +556,7 @@ def settle_time(
         if resp is None:
             if not marks:  # only a view without a response waits for the thresholds
                 marks = [
-                    opened + timedelta(seconds=THREE_MIN_S),
+                    opened + THREE_MIN,
                     three_min_mark or calendar.add_business(opened, THREE_MIN_S),
                     opened + BACKLOG_SETTLE,
                     *(

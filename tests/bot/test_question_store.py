@@ -187,3 +187,35 @@ async def test_one_batch_writes_many_questions(engine: AsyncEngine) -> None:
         "Q2": "wang",
         "Q3": "wang",
     }
+
+
+def test_rows_carry_the_settle_time_and_due_times_computed_from_scratch() -> None:
+    """The per-question caches of question_row give what the calendar functions give."""
+    import random
+
+    from bot.store import sla_rollup
+    from sop import timers
+
+    rng = random.Random(7)
+    eng = _engine()
+    for i in range(300):
+        t = T0 + timedelta(minutes=rng.randrange(0, 60 * 24 * 9))  # nights, weekends included
+        chat = G1 if i % 2 else G2
+        [opened] = _ask(eng, chat, f"m{i}", f"onebot11:c{i}", t, f"Q{i}")
+        q = opened.question
+        for step in range(3):  # unanswered, then answered (quote), then resolved
+            row = store.question_row(q, _ctx(eng, t))
+            assert row["settle_at"] == sla_rollup.settle_time(row, CAL), (i, step)
+            assert row["frt_due_at"] == timers.frt_due(q, POLICY, CAL)
+            assert row["backlog_due_at"] == timers.backlog_due(q, POLICY, CAL)
+            assert row["local_date"] == q.opened_at.astimezone(TZ).date().isoformat()
+            if step == 0:
+                effects = eng.on_staff_message(
+                    chat, f"s{i}", "li", t + timedelta(minutes=rng.randrange(1, 3000)),
+                    reply_to_msg_id=f"m{i}",
+                )  # fmt: skip
+            elif step == 1:
+                effects = eng.resolve(q.id, by="li", at=t + timedelta(days=3), method="command")
+            else:
+                break
+            q = effects[-1].question
