@@ -15,6 +15,7 @@ and for links a ``response`` row. Replaying an effect is harmless: upserts by ``
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -241,10 +242,15 @@ def question_row(
     return row
 
 
+@functools.cache
+def _event_type(name: str) -> str:
+    """``QuestionOpened`` → ``question_opened`` (once per effect class)."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
 def _event_meta(effect: Effect) -> tuple[str, str, dict[str, Any]]:
     """(type, actor, meta) of an effect's audit row; ids and sizes only, never customer text."""
-    kind = type(effect).__name__
-    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in kind).lstrip("_")
+    snake = _event_type(type(effect).__name__)
     meta: dict[str, Any] = {"status": effect.question.status.value}
     actor = ""
     if isinstance(effect, ResponseLinked):
