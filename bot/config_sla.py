@@ -159,9 +159,16 @@ class CalendarSection(Section):
         base = self.calendar(tz)
         groups = self.group_calendars(tz)
 
+        by_key: dict[str, BusinessCalendar] = {}  # engine chat key → calendar (hot path)
+
         def calendar_of(chat: str) -> BusinessCalendar:
-            platform, _, raw = chat.partition(":")
-            return groups.get((platform, raw), base)
+            found = by_key.get(chat)
+            if found is None:
+                platform, _, raw = chat.partition(":")
+                found = groups.get((platform, raw), base)
+                if len(by_key) < 100_000:
+                    by_key[chat] = found
+            return found
 
         return calendar_of
 

@@ -179,15 +179,15 @@ class Intake:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            first = await self._queue.get()
+            queue = self._queue
+            first = await queue.get()
             batch = [first]
             deadline = loop.time() + self._flush_interval
             while len(batch) < self._batch_size:
-                try:
-                    batch.append(self._queue.get_nowait())
+                ready = min(queue.qsize(), self._batch_size - len(batch))
+                if ready:
+                    batch += [queue.get_nowait() for _ in range(ready)]
                     continue
-                except asyncio.QueueEmpty:
-                    pass
                 timeout = deadline - loop.time()
                 if timeout <= 0:
                     break
@@ -289,8 +289,7 @@ class Intake:
                         event.reason,
                     )
         now = self._loop_time()
-        for _, received in batch:
-            self._metrics.intake_commit_latency.observe(now - received)
+        self._metrics.intake_commit_latency.observe_many([now - received for _, received in batch])
         self._metrics.messages_stored.inc(len(inserted))
         # Every message not inserted is a re-delivery (already stored, or twice in this batch).
         messages = sum(1 for e, _ in batch if isinstance(e, ChatMessage))

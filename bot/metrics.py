@@ -2,9 +2,54 @@
 
 from __future__ import annotations
 
+import bisect
+import math
+from collections.abc import Iterable, Iterator, Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class BatchHistogram(Collector):
+    """A Prometheus histogram fed a batch of values at a time, from the event loop's thread.
+
+    ``prometheus_client.Histogram`` takes two locks per observation; for a value per intake
+    event (10,000 a second) that was a measurable share of the loop. Same exposition.
+    """
+
+    def __init__(
+        self, name: str, documentation: str, buckets: Sequence[float], registry: CollectorRegistry
+    ) -> None:
+        self._name = name
+        self._doc = documentation
+        self._upper = (*sorted(float(b) for b in buckets), math.inf)
+        self._counts = [0] * len(self._upper)
+        self._sum = 0.0
+        registry.register(self)
+
+    def observe(self, value: float) -> None:
+        self.observe_many((value,))
+
+    def observe_many(self, values: Iterable[float]) -> None:
+        upper, counts = self._upper, self._counts
+        total = 0.0
+        for v in values:
+            counts[bisect.bisect_left(upper, v)] += 1  # a value on a bound belongs to it (le)
+            total += v
+        self._sum += total
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        cumulative, running = [], 0
+        for le, n in zip(self._upper, self._counts, strict=True):
+            running += n
+            cumulative.append(("+Inf" if math.isinf(le) else repr(le), running))
+        yield HistogramMetricFamily(self._name, self._doc, buckets=cumulative, sum_value=self._sum)
+
+    def describe(self) -> Iterator[HistogramMetricFamily]:
+        yield HistogramMetricFamily(self._name, self._doc)
 
 
 class Metrics:
@@ -50,11 +95,11 @@ class Metrics:
         self.intake_queue_depth = Gauge(
             "sopbot_intake_queue_depth", "Events waiting to be written.", registry=r
         )
-        self.intake_commit_latency = Histogram(
+        self.intake_commit_latency = BatchHistogram(
             "sopbot_intake_commit_seconds",
             "Time from receipt of an event to the commit of its batch.",
+            (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
             registry=r,
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
         )
         self.handler_errors = Counter(
             "sopbot_handler_errors_total", "Handler exceptions, by router.", ["router"], registry=r

@@ -69,7 +69,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -585,29 +584,27 @@ def day_end(d: date, tz: ZoneInfo) -> datetime:
 # --- writes ---------------------------------------------------------------------------------
 
 
-def _upsert_day(conn: AsyncConnection) -> Any:
-    from sqlalchemy.dialects import sqlite
+def _day_tail(latest: str) -> str:
+    return (
+        "ON CONFLICT (local_date) DO UPDATE SET"
+        f" settled_at = {latest}(sla_rollup_day.settled_at, excluded.settled_at),"
+        " questions = sla_rollup_day.questions + excluded.questions"
+    )
 
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(DAY)
+
+_BUMP_DAYS = Bulk(
+    DAY,
+    ("local_date", "settled_at", "questions"),
+    {"sqlite": _day_tail("MAX"), "postgresql": _day_tail("GREATEST")},
+)
 
 
 async def _bump_days(
     conn: AsyncConnection, settled: Mapping[str, datetime], counts: Mapping[str, int]
 ) -> None:
-    for day, at in settled.items():
-        stmt = _upsert_day(conn).values(
-            local_date=day, settled_at=at, questions=max(0, counts.get(day, 0))
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["local_date"],
-            set_={
-                "settled_at": func.max(DAY.c.settled_at, stmt.excluded.settled_at)
-                if conn.dialect.name == "sqlite"
-                else func.greatest(DAY.c.settled_at, stmt.excluded.settled_at),
-                "questions": DAY.c.questions + counts.get(day, 0),
-            },
-        )
-        await conn.execute(stmt)
+    """Add each day's new questions and keep its latest settle time (one statement)."""
+    rows = [(day, at, max(0, counts.get(day, 0))) for day, at in settled.items()]
+    await _BUMP_DAYS.run(conn, rows)
 
 
 def _values(key: tuple[str, str, str, str], sums: Sums) -> dict[str, Any]:

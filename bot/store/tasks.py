@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.config import AppConfig
 from bot.reports import ReportRequest, ReportTable
+from bot.store.bulk import Bulk
 from bot.store.models import Customer, TaskCompletion, TaskInstance
 from sop.compliance import (
     DEFAULT_MISS_REASON,
@@ -251,10 +252,16 @@ async def add_observed(conn: AsyncConnection, items: Sequence[Evidence]) -> int:
             )
     if not rows:
         return 0
-    ins = _insert(conn)(_TC).on_conflict_do_nothing(index_elements=["task_id", "source", "ref"])
-    new = (await conn.execute(ins.returning(_TC.c.task_id, _TC.c.at), list(rows.values()))).all()
-    if not new:
+    # Most of a batch's evidence is already recorded (the same group again): insert_new skips
+    # it and names the rows it did write.
+    written = await _OBSERVED.insert_new(conn, list(rows.values()), ("task_id", "source", "ref"))
+    if not written:
         return 0
+    new = [
+        _NewRecord(row["task_id"], row["at"])
+        for (task_id, ref), row in rows.items()
+        if (task_id, "observed", ref) in written
+    ]
     touched = sorted({r.task_id for r in new})
     sums = await conn.execute(
         select(_TC.c.task_id, func.sum(_TC.c.count))
@@ -274,6 +281,19 @@ async def add_observed(conn: AsyncConnection, items: Sequence[Evidence]) -> int:
             )
         await conn.execute(update(_TI).where(_TI.c.id == task_id).values(**values))
     return len(new)
+
+
+@dataclass(frozen=True, slots=True)
+class _NewRecord:
+    task_id: int
+    at: datetime
+
+
+_OBSERVED = Bulk(
+    _TC,
+    ("task_id", "source", "ref", "count", "at"),
+    "ON CONFLICT (task_id, source, ref) DO NOTHING",
+)
 
 
 def _completing_at(task: TaskRow, new_at: list[datetime], total: int) -> datetime:
