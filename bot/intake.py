@@ -33,6 +33,7 @@ from bot.store import messages as message_store
 log = logging.getLogger("sopbot.intake")
 
 Stored = dict[int, tuple[Actor, int]]  # position in the batch → (sender, message row id)
+_NEVER = 1 << 62  # no batch is waiting to fill
 
 # SQLSTATE classes that name the data, not the connection: data exception, integrity
 # constraint violation, program limit exceeded (e.g. an index row too large).
@@ -117,6 +118,9 @@ class Intake:
         # only fight over its lock (busy-wait sleeps), so there the two stages run in turn.
         self._pipelined = engine.dialect.name != "sqlite"
         self._pending = 0  # events put and not yet handled
+        # The batch being gathered waits for this many queued events (``put`` wakes it).
+        self._fill = _NEVER
+        self._filled = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -129,6 +133,8 @@ class Intake:
             await queue.put((event, self._loop_time()))
         else:
             queue.put_nowait((event, self._loop_time()))
+        if queue.qsize() >= self._fill:
+            self._filled.set()
 
     def _loop_time(self) -> float:
         # Replaced by the running loop's clock in start(): get_running_loop() makes a system
@@ -191,10 +197,13 @@ class Intake:
                 timeout = deadline - loop.time()
                 if timeout <= 0:
                     break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), timeout))
-                except TimeoutError:
-                    break
+                # Linger for the rest of the batch (or the deadline): one wake-up per batch,
+                # not one per event trickling in.
+                self._fill = min(self._batch_size - len(batch), queue.maxsize)
+                self._filled.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._filled.wait(), timeout)
+                self._fill = _NEVER
             await self._process_with_retry(batch)
             self._metrics.intake_queue_depth.set(self._queue.qsize())
 
