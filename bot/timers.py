@@ -20,7 +20,7 @@ from datetime import datetime
 from bot.clock import Clock
 from sop.policy import SlaPolicy
 from sop.questions import Question, QuestionStatus
-from sop.timers import Calendar, DueAlert, due_alerts, next_due
+from sop.timers import Calendar, Rung, ladder, next_due
 
 log = logging.getLogger("sopbot.timers")
 
@@ -128,24 +128,26 @@ class DueTimer:
 # every message that touches it (merges, peer answers) re-arms it, so the ladder is computed
 # once per question and cycle. Bounded (the oldest entries go first); keyed by the policy and
 # calendar objects' identity, each entry holding both so that an id is never reused.
-_Ladder = tuple[tuple[DueAlert, ...], SlaPolicy, Calendar]
+_Ladder = tuple[tuple[Rung, ...], SlaPolicy, Calendar]
 _LADDERS: OrderedDict[tuple[str, datetime, int, int, int], _Ladder] = OrderedDict()
 _LADDERS_MAX = 20_000
 
 
-def _next_alert(
+def _next_at(
     question: Question, policy: SlaPolicy, calendar: Calendar, sent: Collection[str]
-) -> DueAlert | None:
+) -> datetime | None:
+    """When the question's next alert falls due (None: nothing more is due)."""
     if question.status is not QuestionStatus.OPEN:
-        return next_due(question, policy, calendar, sent)
+        alert = next_due(question, policy, calendar, sent)
+        return alert.at if alert else None
     key = (question.id, question.clock_start, question.reopen_count, id(policy), id(calendar))
     entry = _LADDERS.get(key)
     if entry is None:
         if len(_LADDERS) >= _LADDERS_MAX:
             _LADDERS.popitem(last=False)  # the oldest (O(1), unlike a dict's first key)
-        entry = _LADDERS[key] = (tuple(due_alerts(question, policy, calendar)), policy, calendar)
-    # due_alerts sorts stably: the first level not sent is what next_due would return.
-    return next((a for a in entry[0] if a.level not in sent), None)
+        entry = _LADDERS[key] = (tuple(ladder(question, policy, calendar)), policy, calendar)
+    # The ladder is sorted as due_alerts sorts: its first level not sent is the next alert.
+    return next((rung[0] for rung in entry[0] if rung[2] not in sent), None)
 
 
 def schedule_question(
@@ -156,6 +158,6 @@ def schedule_question(
     sent_levels: Collection[str],
 ) -> datetime | None:
     """Arm ``question``'s next alert (or disarm it when nothing more is due); returns when."""
-    alert = _next_alert(question, policy, calendar, sent_levels) if question.is_live else None
-    timer.schedule(question.id, alert.at if alert else None)
-    return alert.at if alert else None
+    at = _next_at(question, policy, calendar, sent_levels) if question.is_live else None
+    timer.schedule(question.id, at)
+    return at

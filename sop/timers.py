@@ -138,6 +138,30 @@ def _raw_due(
     return []
 
 
+Rung = tuple[datetime, datetime, str, str]
+"""One level of a question's alert ladder: (at, due_at, level key, notify)."""
+
+
+def ladder(question: Question, policy: SlaPolicy, calendar: Calendar) -> list[Rung]:
+    """Every alert level of ``question`` in its current state, soonest first, sent or not.
+
+    Plain tuples: the runtime keeps a question's ladder while it is open (it is re-armed on
+    every message that touches it), and tuples of times and strings cost the collector nothing.
+    """
+    if policy.version != question.policy_version:
+        raise ValueError(
+            f"question {question.id} runs on policy v{question.policy_version}, "
+            f"got v{policy.version}"
+        )
+    hold = policy.quiet_hours_follow_calendar
+    rungs: list[Rung] = []
+    for level, notify, due_at in _raw_due(question, policy, calendar):
+        at = hold_for_quiet_hours(calendar, due_at) if hold else due_at
+        rungs.append((at, due_at, level_key(level, question.reopen_count), notify))
+    rungs.sort(key=lambda r: (r[0], r[1]))
+    return rungs
+
+
 def due_alerts(
     question: Question,
     policy: SlaPolicy,
@@ -149,25 +173,12 @@ def due_alerts(
     ``policy`` must be the version the question opened under. ``already_sent_levels`` holds the
     level keys (``DueAlert.level``) already sent; they are never returned again.
     """
-    if policy.version != question.policy_version:
-        raise ValueError(
-            f"question {question.id} runs on policy v{question.policy_version}, "
-            f"got v{policy.version}"
-        )
     sent = set(already_sent_levels)
-    alerts: list[DueAlert] = []
-    for level, notify, due_at in _raw_due(question, policy, calendar):
-        key = level_key(level, question.reopen_count)
-        if key in sent:
-            continue
-        at = (
-            hold_for_quiet_hours(calendar, due_at)
-            if policy.quiet_hours_follow_calendar
-            else due_at
-        )
-        alerts.append(DueAlert(at, question.id, key, notify, due_at))
-    alerts.sort(key=lambda a: (a.at, a.due_at))
-    return alerts
+    return [
+        DueAlert(at, question.id, key, notify, due_at)
+        for at, due_at, key, notify in ladder(question, policy, calendar)
+        if key not in sent
+    ]
 
 
 def next_due(
