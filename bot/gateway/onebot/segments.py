@@ -40,12 +40,16 @@ def raw_segments(message: Any) -> list[tuple[str, Mapping[str, Any]]]:
         raise FrameRejected("bad_field", "message")
     out: list[tuple[str, Mapping[str, Any]]] = []
     for item in items:
-        if not isinstance(item, Mapping) or not isinstance(item.get("type"), str):
+        # ``type(x) is dict`` first: what JSON gives; the ABC check is for decoded CQ codes.
+        if type(item) is not dict and not isinstance(item, Mapping):
+            raise FrameRejected("bad_field", "message")
+        kind = item.get("type")
+        if type(kind) is not str:
             raise FrameRejected("bad_field", "message")
         data = item.get("data") or {}
-        if not isinstance(data, Mapping):
+        if type(data) is not dict and not isinstance(data, Mapping):
             raise FrameRejected("bad_field", "message")
-        out.append((item["type"], data))
+        out.append((kind, data))
     return out
 
 
