@@ -66,10 +66,8 @@ def decode_frame(data: str | bytes, max_bytes: int) -> dict[str, Any]:
     if _size_exceeds(data, max_bytes):
         raise FrameRejected("too_large")
     try:
-        # orjson reads UTF-8 bytes faster than it reads a str (2.4 → 1.6 µs a message, encoding
-        # included); lone surrogates cannot be encoded and are not JSON text anyway.
-        frame = orjson.loads(data.encode() if isinstance(data, str) else data)
-    except (orjson.JSONDecodeError, UnicodeEncodeError):
+        frame = orjson.loads(data)
+    except orjson.JSONDecodeError:
         raise FrameRejected("not_json") from None
     if not isinstance(frame, dict):
         raise FrameRejected("not_object")
