@@ -22,6 +22,4 @@ def test_skipped_runs_are_debug_other_warnings_stay(caplog: pytest.LogCaptureFix
             1,
         )
         logger.warning("Run time of job %s was missed by %s", "x", "0:00:02")
-    assert [r.getMessage() for r in caplog.records] == [
-        "Run time of job x was missed by 0:00:02"
-    ]
+    assert [r.getMessage() for r in caplog.records] == ["Run time of job x was missed by 0:00:02"]

@@ -352,9 +352,12 @@ async def test_reports_from_rollups_match_the_exact_report_at_any_watermark(
                 exact, rolled = await _both(engine, tmp_path, monkeypatch, req)
                 assert "rollups" in rolled[0].notes[1]
                 for e, r in zip(exact, rolled, strict=True):
-                    assert [_comparable(x) for x in e.rows] == [
-                        _comparable(x) for x in r.rows
-                    ], (e.title, as_of, strict, basis)
+                    assert [_comparable(x) for x in e.rows] == [_comparable(x) for x in r.rows], (
+                        e.title,
+                        as_of,
+                        strict,
+                        basis,
+                    )
             async with engine.connect() as conn:
                 scan = await data.backlog_bands(conn, admin, as_of, strict)
                 with monkeypatch.context() as m:
