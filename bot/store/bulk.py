@@ -11,9 +11,15 @@ back unchanged): on SQLite, timestamps as naive-UTC ``YYYY-MM-DD HH:MM:SS.ffffff
 booleans as 0/1; on PostgreSQL (asyncpg), aware datetimes and booleans as they are. JSON is
 text on both (``None`` is SQL NULL).
 
-Chunks hold power-of-two row counts: sqlite3 and asyncpg cache one prepared statement per SQL
-text, and a multi-row statement's text depends on its row count, so with every batch size its own
-text a connection's cache would fill with large statements; this way a few sizes are ever used.
+On SQLite, writes without ``RETURNING`` are one ``executemany`` per table and batch (each
+statement costs several trips to aiosqlite's thread; ids of new rows follow from the row count),
+and nothing returns rows (each returned row is a GIL hand-over with the busy event loop). The
+trade-off measured here: ``executemany`` gives the GIL up once per row, a multi-row statement
+once per statement; with the 0.5 ms switch interval (``bot/app.py``) neither won consistently in
+the app. Elsewhere (PostgreSQL, or a ``RETURNING`` tail), chunks hold power-of-two row counts:
+drivers cache one prepared statement per SQL text, and a multi-row statement's text depends on
+its row count (a thousand-row, 57-column statement took 21 ms to prepare and ~2.5 MB cached), so
+only a few sizes are ever used.
 """
 
 from __future__ import annotations
