@@ -13,11 +13,11 @@ import contextlib
 import heapq
 import itertools
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
 
 from bot.clock import Clock
+from bot.memo import Memo
 from sop.policy import SlaPolicy
 from sop.questions import Question, QuestionStatus
 from sop.timers import Calendar, Rung, ladder, next_due
@@ -129,8 +129,7 @@ class DueTimer:
 # once per question and cycle. Bounded (the oldest entries go first); keyed by the policy and
 # calendar objects' identity, each entry holding both so that an id is never reused.
 _Ladder = tuple[tuple[Rung, ...], SlaPolicy, Calendar]
-_LADDERS: OrderedDict[tuple[str, datetime, int, int, int], _Ladder] = OrderedDict()
-_LADDERS_MAX = 20_000
+_LADDERS: Memo[tuple[str, datetime, int, int, int], _Ladder] = Memo(20_000)
 
 
 def _next_at(
@@ -141,11 +140,9 @@ def _next_at(
         alert = next_due(question, policy, calendar, sent)
         return alert.at if alert else None
     key = (question.id, question.clock_start, question.reopen_count, id(policy), id(calendar))
-    entry = _LADDERS.get(key)
-    if entry is None:
-        if len(_LADDERS) >= _LADDERS_MAX:
-            _LADDERS.popitem(last=False)  # the oldest (O(1), unlike a dict's first key)
-        entry = _LADDERS[key] = (tuple(ladder(question, policy, calendar)), policy, calendar)
+    entry = _LADDERS.get(
+        key, lambda: (tuple(ladder(question, policy, calendar)), policy, calendar)
+    )
     # The ladder is sorted as due_alerts sorts: its first level not sent is the next alert.
     return next((rung[0] for rung in entry[0] if rung[2] not in sent), None)
 

@@ -8,6 +8,7 @@ PostgreSQL comes from ``scripts/pg-test.sh`` (started by ``make test``), whose U
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
@@ -49,13 +50,30 @@ def _run_in_thread(coro: Coroutine[Any, Any, None]) -> None:
         pool.submit(asyncio.run, coro).result()
 
 
-@pytest.fixture(scope="session")
-def pg_template() -> Iterator[str]:
-    """One migrated PostgreSQL database per test run; each test copies it (fast)."""
+def require_postgres() -> None:
+    """Skip without the test PostgreSQL; fail instead where ``make test`` promised one."""
     if not PG_URL:
         if REQUIRE_PG:
             pytest.fail("SOPBOT_REQUIRE_POSTGRES=1 but SOPBOT_TEST_POSTGRES_URL is not set")
         pytest.skip("no PostgreSQL (run `make test`, or set SOPBOT_TEST_POSTGRES_URL)")
+
+
+@contextlib.asynccontextmanager
+async def blank_postgres(prefix: str) -> AsyncIterator[str]:
+    """The URL of an empty database of its own on the test server, dropped afterwards."""
+    require_postgres()
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    await _pg_admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """One migrated PostgreSQL database per test run; each test copies it (fast)."""
+    require_postgres()
 
     async def build() -> None:
         await _pg_admin(f'DROP DATABASE IF EXISTS "{_TEMPLATE}"')

@@ -24,10 +24,10 @@ only a few sizes are ever used.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import JSON, Boolean, LargeBinary, Table
@@ -40,6 +40,7 @@ MAX_PARAMS = 32_000
 MAX_ROWS = 1024
 
 Convert = Callable[[Any], Any]
+T = TypeVar("T")
 Row = Mapping[str, Any] | tuple[Any, ...]
 
 
@@ -91,6 +92,32 @@ def _converter(column_type: Any, dialect: str) -> Convert | None:
     return None
 
 
+def _cap(width: int) -> int:
+    """The largest power-of-two row count a statement of ``width`` values a row may hold."""
+    cap = 1
+    while cap * 2 <= min(MAX_ROWS, MAX_PARAMS // width):
+        cap *= 2
+    return cap
+
+
+def _placeholders(dialect: str, rows: int, width: int) -> str:
+    """``(?,?),(?,?)`` (SQLite) or ``($1,$2),($3,$4)`` (PostgreSQL) for ``rows`` × ``width``."""
+    if dialect == "postgresql":
+        return ",".join(
+            "(" + ",".join(f"${r * width + i + 1}" for i in range(width)) + ")"
+            for r in range(rows)
+        )
+    return ",".join(["(" + ",".join("?" * width) + ")"] * rows)
+
+
+def _chunks(items: Sequence[T], cap: int) -> Iterator[Sequence[T]]:
+    """``items`` in consecutive chunks of ``chunk_sizes`` lengths."""
+    start = 0
+    for size in chunk_sizes(len(items), cap):
+        yield items[start : start + size]
+        start += size
+
+
 def chunk_sizes(n: int, cap: int) -> list[int]:
     """Split ``n`` rows into chunks of ``cap`` (a power of two) and then powers of two."""
     sizes = []
@@ -125,10 +152,7 @@ class Bulk:
         self._get = itemgetter(*self.columns)
         self._flat: dict[tuple[str, bool, bool], Callable[[Sequence[Row]], list[Any]]] = {}
         self._sql: dict[tuple[str, int, str], str] = {}
-        cap = 1
-        while cap * 2 <= min(MAX_ROWS, MAX_PARAMS // len(self.columns)):
-            cap *= 2
-        self._cap = cap
+        self._cap = _cap(len(self.columns))
 
     def _converter_of(
         self, dialect: str, tuples: bool, flat: bool
@@ -176,13 +200,7 @@ class Bulk:
         return found
 
     def _build(self, dialect: str, rows: int) -> str:
-        n = len(self.columns)
-        if dialect == "postgresql":
-            values = ",".join(
-                "(" + ",".join(f"${r * n + i + 1}" for i in range(n)) + ")" for r in range(rows)
-            )
-        else:
-            values = ",".join(["(" + ",".join("?" * n) + ")"] * rows)
+        values = _placeholders(dialect, rows, len(self.columns))
         tail = self._tail if isinstance(self._tail, str) else self._tail.get(dialect, "")
         return f"INSERT INTO {self.table.name} ({','.join(self.columns)}) VALUES {values} {tail}"
 
@@ -215,12 +233,9 @@ class Bulk:
             await conn.exec_driver_sql(self.sql(dialect, 1), self.row_params(rows, dialect))
             return []
         out: list[tuple[Any, ...]] = []
-        start = 0
-        for size in chunk_sizes(len(rows), self._cap):
-            chunk = rows[start : start + size]
-            start += size
+        for chunk in _chunks(rows, self._cap):
             result = await conn.exec_driver_sql(
-                self.sql(dialect, size), tuple(self.params(chunk, dialect))
+                self.sql(dialect, len(chunk)), tuple(self.params(chunk, dialect))
             )
             if result.returns_rows:
                 out += [tuple(r) for r in result.all()]
@@ -243,11 +258,8 @@ class Bulk:
         dialect = conn.dialect.name
         if dialect != "sqlite":
             out: dict[tuple[Any, ...], int] = {}
-            start = 0
-            for size in chunk_sizes(len(rows), self._cap):
-                chunk = rows[start : start + size]
-                start += size
-                sql = self.sql(dialect, size, "id, " + ", ".join(key))
+            for chunk in _chunks(rows, self._cap):
+                sql = self.sql(dialect, len(chunk), "id, " + ", ".join(key))
                 params = tuple(self.params(chunk, dialect))
                 for r in (await conn.exec_driver_sql(sql, params)).all():
                     out[tuple(r[1:])] = int(r[0])
@@ -288,23 +300,11 @@ async def rows_by_key(
     if not keys:
         return []
     dialect = conn.dialect.name
-    n = len(key)
-    cap = 1
-    while cap * 2 <= min(MAX_ROWS, MAX_PARAMS // n):
-        cap *= 2
     head = f"SELECT {','.join(columns)} FROM {table.name} WHERE ({','.join(key)}) IN (VALUES "
     order = f") ORDER BY {','.join(key)} FOR UPDATE" if lock and dialect == "postgresql" else ")"
     out: list[tuple[Any, ...]] = []
-    start = 0
-    for size in chunk_sizes(len(keys), cap):
-        chunk = keys[start : start + size]
-        start += size
-        if dialect == "postgresql":
-            values = ",".join(
-                "(" + ",".join(f"${r * n + i + 1}" for i in range(n)) + ")" for r in range(size)
-            )
-        else:
-            values = ",".join(["(" + ",".join("?" * n) + ")"] * size)
+    for chunk in _chunks(keys, _cap(len(key))):
+        values = _placeholders(dialect, len(chunk), len(key))
         params = tuple(v for k in chunk for v in k)
         result = await conn.exec_driver_sql(head + values + order, params)
         out += [tuple(r) for r in result.all()]
@@ -344,9 +344,10 @@ async def read_by_values(
     *,
     lock: bool = False,
 ) -> list[dict[str, Any]]:
-    """``columns`` (decoded as ``read_by_key``) of the rows whose text ``column`` is one of
-    ``values``, in one statement: the values travel as one parameter (a JSON array on SQLite,
-    an array on PostgreSQL), so no chunks and no per-value placeholders.
+    """``columns`` of the rows whose text ``column`` is one of ``values``, decoded as the ORM
+    returns them (aware UTC times, JSON, booleans), in one statement: the values travel as one
+    parameter (a JSON array on SQLite, an array on PostgreSQL), so no chunks and no per-value
+    placeholders. ``lock`` (PostgreSQL): ``FOR UPDATE``, in ``column`` order.
     """
     if not values:
         return []
@@ -358,7 +359,7 @@ async def read_by_values(
         params: tuple[Any, ...] = (list(values),)
     else:
         sql = f"SELECT {cols} FROM {table.name} WHERE {column} IN (SELECT value FROM json_each(?))"
-        params = (orjson.dumps(list(values)).decode(),)
+        params = (json_text(list(values)),)
     result = await conn.exec_driver_sql(sql, params)
     return _decoded(table, columns, dialect, [tuple(r) for r in result.all()])
 
@@ -379,20 +380,3 @@ def _decoded(
                 row[name] = read(raw[i])
         out.append(row)
     return out
-
-
-async def read_by_key(
-    conn: AsyncConnection,
-    table: Table,
-    key: Sequence[str],
-    keys: Sequence[tuple[Any, ...]],
-    columns: Sequence[str],
-    *,
-    lock: bool = False,
-) -> list[dict[str, Any]]:
-    """``rows_by_key`` with values as the ORM returns them (aware UTC times, decoded JSON).
-
-    For hot reads of many rows by key: no expanding ``IN`` for SQLAlchemy to render per value.
-    """
-    raw_rows = await rows_by_key(conn, table, key, keys, columns, lock=lock)
-    return _decoded(table, columns, conn.dialect.name, raw_rows)

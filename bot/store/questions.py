@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +26,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.memo import Memo
 from bot.store import bulk, sla_rollup
 from bot.store.bulk import Bulk
 from bot.store.models import Question as QuestionRow
@@ -140,18 +140,12 @@ class _Derived:
 # Computed once per question and cycle, reused by the upserts that follow (its answer, merges,
 # resolution), which come within minutes. Keyed by the policy and calendar objects' identity;
 # each entry holds both, so an id is never reused while it is cached.
-_DERIVED: OrderedDict[tuple[str, datetime, datetime, int, int], _Derived] = OrderedDict()
-_DERIVED_MAX = 20_000
+_DERIVED: Memo[tuple[str, datetime, datetime, int, int], _Derived] = Memo(20_000)
 
 
 def _derived(q: Question, policy: SlaPolicy, cal: Calendar, tz: ZoneInfo) -> _Derived:
     key = (q.id, q.opened_at, q.clock_start, id(policy), id(cal))
-    found = _DERIVED.get(key)
-    if found is None:
-        if len(_DERIVED) >= _DERIVED_MAX:
-            _DERIVED.popitem(last=False)  # the oldest (O(1), unlike a dict's first key)
-        found = _DERIVED[key] = _Derived(q, policy, cal, tz)
-    return found
+    return _DERIVED.get(key, lambda: _Derived(q, policy, cal, tz))
 
 
 def question_row(
@@ -281,6 +275,7 @@ def _effect_at(effect: Effect, now: datetime) -> datetime:
 
 # What an upsert needs of a stored row it replaces (``_stored_after``, and whether the rollups
 # hold it): far fewer columns to decode than the whole row.
+_ALL = tuple(c.name for c in Q.columns)
 _BEFORE_COLUMNS = (
     "id",
     "status",
@@ -290,22 +285,6 @@ _BEFORE_COLUMNS = (
     "detect_score",
     "settle_at",
 )
-
-
-async def _rows_by_public_id(
-    conn: AsyncConnection, public_ids: Sequence[str]
-) -> dict[str, dict[str, Any]]:
-    """Whole stored rows by public id; locked on PostgreSQL."""
-    out: dict[str, dict[str, Any]] = {}
-    ordered = sorted(public_ids)  # the lock order of load_questions: no deadlock between them
-    for start in range(0, len(ordered), 500):
-        chunk = ordered[start : start + 500]
-        stmt = select(Q).where(Q.c.public_id.in_(chunk)).order_by(Q.c.public_id)
-        if conn.dialect.name == "postgresql":
-            stmt = stmt.with_for_update()
-        for row in (await conn.execute(stmt)).all():
-            out[row.public_id] = dict(row._mapping)
-    return out
 
 
 # Every column question_row writes, in one fixed order (the upsert's column list).
@@ -416,7 +395,8 @@ async def save_batch(
     mark = await sla_rollup.watermark(conn, lock="share")
     held = [qid for qid, row in before.items() if sla_rollup.is_held(row, mark)]
     if held:
-        before.update(await _rows_by_public_id(conn, held))
+        whole = await bulk.read_by_values(conn, Q, "public_id", sorted(held), _ALL, lock=True)
+        before.update((r["public_id"], r) for r in whole)
     rows = []
     for qid in order:
         q, ctx, reason, score = final[qid]

@@ -72,19 +72,6 @@ async def test_rows_read_back_as_sqlalchemy_returns_them(engine: AsyncEngine) ->
             assert getattr(got, name) == want, name
 
 
-async def test_read_by_key_decodes_like_the_orm(engine: AsyncEngine) -> None:
-    rows = [_row(i) for i in range(1, 40)]
-    async with engine.begin() as conn:
-        await INSERT.run(conn, rows)
-        keys = [(r["message_id"], r["chat_id"]) for r in rows[::3]] + [("404", "5000")]
-        got = await bulk.read_by_key(conn, M, ("message_id", "chat_id"), keys, COLUMNS, lock=True)
-        orm = (await conn.execute(select(*(M.c[c] for c in COLUMNS)))).all()
-    by_id = {r.message_id: r._asdict() for r in orm}
-    assert len(got) == len(rows[::3])
-    for row in got:
-        assert row == by_id[row["message_id"]]
-
-
 async def test_naive_timestamps_are_refused(engine: AsyncEngine) -> None:
     naive = datetime(2026, 3, 10, 2, 0)  # noqa: DTZ001 (the point of the test)
     async with engine.begin() as conn:

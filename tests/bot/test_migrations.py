@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.store import sla_rollup
 from bot.store.db import make_engine, upgrade
-from tests.conftest import BACKENDS, PG_URL, REQUIRE_PG, _pg_admin
+from tests.conftest import BACKENDS, blank_postgres
 
 _INSERT = text(
     "INSERT INTO message (platform, account_id, chat_type, chat_id, message_id, sender_id,"
@@ -28,14 +27,8 @@ async def blank_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
         return
-    if not PG_URL:
-        if REQUIRE_PG:
-            pytest.fail("SOPBOT_REQUIRE_POSTGRES=1 but SOPBOT_TEST_POSTGRES_URL is not set")
-        pytest.skip("no PostgreSQL")
-    name = f"sopbot_m_{uuid.uuid4().hex[:12]}"
-    await _pg_admin(f'CREATE DATABASE "{name}"')
-    yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with blank_postgres("sopbot_m") as url:
+        yield url
 
 
 async def test_upgrade_from_the_first_schema_keeps_messages_unique(blank_url: str) -> None:

@@ -32,7 +32,6 @@ import signal
 import socket
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -50,7 +49,7 @@ from bot.store.db import make_engine
 from handlers.alerts import outbox_key
 from sop.alerts import AlertMessage
 from sop.slots import ReminderKind, reminder_key
-from tests.conftest import PG_URL, REQUIRE_PG
+from tests.conftest import blank_postgres
 from tests.fakes.onebot import FakeOneBot, segs
 from tests.fakes.wecom import (
     AES_KEY,
@@ -388,27 +387,11 @@ QUESTIONS = (
 )
 
 
-async def _pg_admin(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_URL.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 async def fresh_db() -> AsyncIterator[str]:
     """An empty database of its own on the test server (the processes migrate it)."""
-    if not PG_URL:
-        if REQUIRE_PG:
-            pytest.fail("SOPBOT_REQUIRE_POSTGRES=1 but SOPBOT_TEST_POSTGRES_URL is not set")
-        pytest.skip("no PostgreSQL (run `make test`, or set SOPBOT_TEST_POSTGRES_URL)")
-    name = f"sopbot_mp_{uuid.uuid4().hex[:12]}"
-    await _pg_admin(f'CREATE DATABASE "{name}"')
-    yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with blank_postgres("sopbot_mp") as url:
+        yield url
 
 
 async def _rows(url: str, sql: str) -> list[Any]:
