@@ -275,6 +275,12 @@ class Intake:
             rows.append(row)
         async with self._engine.begin() as conn:
             inserted = await message_store.insert_messages(conn, rows)
+            tally: dict[message_store.TallyKey, int] = {}
+            for key in inserted:
+                role = positions[key][1].role.value
+                tk = (key[0], key[1], role)
+                tally[tk] = tally.get(tk, 0) + 1
+            await message_store.add_to_tally(conn, tally)
             for event, _ in batch:
                 if isinstance(event, MessageRecall):
                     await message_store.mark_recalled(

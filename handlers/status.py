@@ -10,13 +10,9 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
-from sqlalchemy import func, select
 
 from bot.keys import CLOCK, CONFIG, ENGINE, HUB
-from bot.store.messages import recent_messages
-from bot.store.models import Message
-
-_MESSAGES = Message.__table__  # type: ignore[attr-defined]
+from bot.store.messages import recent_messages, tally_by_role
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
@@ -77,9 +73,7 @@ async def status_page(request: web.Request) -> web.Response:
     tz = ZoneInfo(cfg.bot.timezone)
     async with request.app[ENGINE].connect() as conn:
         rows = await recent_messages(conn, 50)
-        role = _MESSAGES.c.actor_role
-        result = await conn.execute(select(role, func.count()).group_by(role))
-        counts: dict[str, int] = {str(r[0]): int(r[1]) for r in result.all()}
+        counts = await tally_by_role(conn)
     html = _ENV.get_template("status.html").render(
         t=TEXT[lang],
         lang=lang,

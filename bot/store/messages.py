@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store.bulk import Bulk
-from bot.store.models import AccountState, Message
+from bot.store.models import AccountState, Message, MessageTally
 
 MessageKey = tuple[str, str, str, str, str]
 
@@ -86,6 +86,34 @@ async def upsert_account_state(
 
 async def count_messages(conn: AsyncConnection) -> int:
     return int((await conn.execute(select(func.count()).select_from(_T))).scalar_one())
+
+
+_TALLY = MessageTally.__table__  # type: ignore[attr-defined]
+TallyKey = tuple[str, str, str]  # platform, account id, actor role
+
+
+async def add_to_tally(conn: AsyncConnection, counts: dict[TallyKey, int]) -> None:
+    """Add newly stored messages to ``message_tally`` (in the caller's transaction)."""
+    if not counts:
+        return
+    stmt = _insert(conn)(_TALLY).values(
+        [
+            {"platform": p, "account_id": a, "actor_role": r, "count": n}
+            for (p, a, r), n in sorted(counts.items())  # one lock order across processes
+        ]
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["platform", "account_id", "actor_role"],
+        set_={"count": _TALLY.c["count"] + stmt.excluded["count"]},
+    )
+    await conn.execute(stmt)
+
+
+async def tally_by_role(conn: AsyncConnection) -> dict[str, int]:
+    """Stored messages by actor role, all accounts (from ``message_tally``)."""
+    role, n = _TALLY.c.actor_role, func.sum(_TALLY.c["count"])
+    result = await conn.execute(select(role, n).group_by(role))
+    return {str(r): int(c) for r, c in result.all()}
 
 
 async def recent_messages(conn: AsyncConnection, limit: int = 50) -> list[dict[str, Any]]:

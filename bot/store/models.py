@@ -153,6 +153,31 @@ class Message(SQLModel, table=True):
     raw: dict[str, Any] | None = _json()
 
 
+class MessageTally(SQLModel, table=True):
+    """Stored messages counted per account and role, kept by the intake in the same transaction
+    as the messages (the status page reads these few rows instead of counting ``message``).
+
+    Keyed by account so that processes serving different accounts never update the same row.
+    """
+
+    __tablename__ = "message_tally"
+
+    platform: str = Field(max_length=32, primary_key=True)
+    account_id: str = Field(max_length=128, primary_key=True)
+    actor_role: str = Field(max_length=16, primary_key=True)
+    count: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+
+
+class WebSessionRevoked(SQLModel, table=True):
+    """Dashboard sessions ended by logout before their expiry (checked on every request, in
+    every process; a row is deleted once its session would have expired anyway)."""
+
+    __tablename__ = "web_session_revoked"
+
+    sid: str = Field(max_length=32, primary_key=True)
+    expires_at: datetime = _ts()
+
+
 class Question(SQLModel, table=True):
     """A customer question and its SLA facts (reference/sla.md §7.2).
 

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
@@ -76,6 +77,12 @@ async def test_messages_stored_once_and_handled_once(engine: AsyncEngine, tmp_pa
 
     async with engine.connect() as conn:
         assert await message_store.count_messages(conn) == 105
+        # The tally the status page reads counts each stored message once, re-deliveries not.
+        by_role = await conn.execute(
+            text("SELECT actor_role, count(*) FROM message GROUP BY actor_role")
+        )
+        assert await message_store.tally_by_role(conn) == dict(by_role.all())
+        assert sum((await message_store.tally_by_role(conn)).values()) == 105
     assert len(seen) == 105
     assert len({s.msg.message_id for s in seen}) == 105
     assert [s.msg.message_id for s in seen[:3]] == ["0", "1", "2"]

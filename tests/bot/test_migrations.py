@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from bot.store import messages as message_store
 from bot.store import sla_rollup
 from bot.store.db import make_engine, upgrade
 from tests.conftest import BACKENDS, blank_postgres
@@ -46,5 +47,19 @@ async def test_upgrade_from_the_first_schema_keeps_messages_unique(blank_url: st
             async with engine.begin() as conn:
                 await conn.execute(_INSERT)
         await upgrade(engine)  # idempotent
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrade_counts_existing_messages_into_the_tally(blank_url: str) -> None:
+    engine = make_engine(blank_url)
+    try:
+        await upgrade(engine, "0002")
+        async with engine.begin() as conn:
+            await conn.execute(_INSERT)
+            await conn.execute(text(_INSERT.text.replace("'77'", "'78'")))
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            assert await message_store.tally_by_role(conn) == {"customer": 2}
     finally:
         await engine.dispose()
