@@ -60,6 +60,7 @@ class Session:
     username: str
     sid: str
     expires: float
+    stamp: str = ""  # of the password hash it was issued for (``SessionCodec.stamp``)
 
 
 def _b64(data: bytes) -> str:
@@ -82,8 +83,18 @@ class SessionCodec:
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
 
-    def issue(self, username: str, now: float) -> str:
-        payload = {"u": username, "s": secrets.token_urlsafe(12), "e": int(now + self.ttl)}
+    def stamp(self, password_hash: str | None) -> str:
+        """A short keyed digest of a password hash: a session carries its user's, so changing
+        the password in the config ends the sessions issued before."""
+        return self._sign(f"pw:{password_hash or ''}")[:16]
+
+    def issue(self, username: str, now: float, stamp: str = "") -> str:
+        payload = {
+            "u": username,
+            "s": secrets.token_urlsafe(12),
+            "e": int(now + self.ttl),
+            "p": stamp,
+        }
         body = _b64(json.dumps(payload, separators=(",", ":")).encode())
         return f"{body}.{self._sign(body)}"
 
@@ -93,7 +104,9 @@ class SessionCodec:
             return None
         try:
             data = json.loads(_unb64(body))
-            session = Session(str(data["u"]), str(data["s"]), float(data["e"]))
+            session = Session(
+                str(data["u"]), str(data["s"]), float(data["e"]), str(data.get("p", ""))
+            )
         except (ValueError, KeyError, TypeError):
             return None
         return session if session.expires > now else None

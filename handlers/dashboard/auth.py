@@ -15,7 +15,8 @@ from functools import wraps
 
 from aiohttp import web
 
-from bot.keys import CLOCK, CONFIG, DISPATCHER, ROSTER
+from bot.keys import CLOCK, CONFIG, DISPATCHER, ENGINE, ROSTER
+from bot.store import web_sessions
 from bot.webauth import LoginLimiter, Principal, Session, SessionCodec, find_user, principal_for
 
 log = logging.getLogger("sopbot.dashboard")
@@ -64,18 +65,23 @@ def now_s(request: web.Request) -> float:
     return request.app[CLOCK].now().timestamp()
 
 
-def current(request: web.Request) -> tuple[Session, Principal] | None:
-    """The request's session and principal, if it carries a valid session cookie."""
+async def current(request: web.Request) -> tuple[Session, Principal] | None:
+    """The request's session and principal, if it carries a valid session cookie: signed,
+    unexpired, not logged out, and issued for the user's current password."""
     token = request.cookies.get(SESSION_COOKIE, "")
     if not token:
         return None
-    session = request.app[AUTH].codec.read(token, now_s(request))
+    codec = request.app[AUTH].codec
+    session = codec.read(token, now_s(request))
     if session is None:
         return None
     cfg = request.app[CONFIG]
     user = find_user(cfg.web.users, session.username)
-    if user is None:
-        return None
+    if user is None or session.stamp != codec.stamp(user.password_hash):
+        return None  # user removed, or password changed since login: the session ends
+    async with request.app[ENGINE].connect() as conn:
+        if await web_sessions.is_revoked(conn, session.sid):
+            return None
     principal = principal_for(user, request.app[ROSTER].operators)
     return None if principal is None else (session, principal)
 
@@ -91,7 +97,7 @@ def guard(level: str) -> Callable[[View], View]:
     def wrap(view: View) -> View:
         @wraps(view)
         async def guarded(request: web.Request) -> web.StreamResponse:
-            found = current(request)
+            found = await current(request)
             if found is None:
                 if request.method != "GET":
                     raise web.HTTPUnauthorized(text="login required")

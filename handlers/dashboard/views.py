@@ -13,7 +13,7 @@ import logging
 import secrets
 import weakref
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,12 +22,14 @@ from aiohttp import web
 from bot.keys import CLOCK, CONFIG, DISPATCHER, ENGINE
 from bot.reports import ReportBuilder, ReportRequest
 from bot.store import questions as qstore
+from bot.store import web_sessions
 from bot.webauth import OWN, SUPERVISOR, Principal, find_user, principal_for, verify_password
 from handlers.dashboard import charts, data
 from handlers.dashboard.auth import (
     AUTH,
     LOGIN_CSRF_COOKIE,
     PRINCIPAL,
+    SESSION,
     SESSION_COOKIE,
     guard,
     now_s,
@@ -173,13 +175,24 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     state.limiter.succeeded(username)
     log.info("login ok user=%s level=%s", user.username, principal.level)
     resp = web.HTTPSeeOther(_safe_next(str(form.get("next", "/"))))
-    set_session_cookie(resp, request, state.codec.issue(user.username, now))
+    stamp = state.codec.stamp(user.password_hash)
+    set_session_cookie(resp, request, state.codec.issue(user.username, now, stamp))
     resp.del_cookie(LOGIN_CSRF_COOKIE, path="/login")
     raise resp
 
 
 @guard(OWN)
 async def logout(request: web.Request) -> web.StreamResponse:
+    # Recorded, not only forgotten by this browser: a copy of the token must stop working too.
+    session = request[SESSION]
+    async with request.app[ENGINE].begin() as conn:
+        await web_sessions.revoke(
+            conn,
+            session.sid,
+            datetime.fromtimestamp(session.expires, UTC),
+            request.app[CLOCK].now(),
+        )
+    log.info("logout user=%s", session.username)
     resp = web.HTTPSeeOther("/login")
     resp.del_cookie(SESSION_COOKIE, path="/")
     raise resp

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from bot.webauth import LoginLimiter, SessionCodec, hash_password, team_of, verify_password
+from handlers.dashboard.auth import SESSION_COOKIE
 from tests.conftest import make_config
-from tests.handlers.test_dashboard_support import start
+from tests.handlers.test_dashboard_support import USERS, start
 
 PAGES = [
     "/",
@@ -173,3 +174,43 @@ async def _qid(d: Any, chat: str, *, as_admin: bool = True) -> str:
         row = (await conn.execute(select(Q.c.public_id).where(Q.c.chat_id == chat))).first()
     assert row is not None
     return str(row[0])
+
+
+async def test_logout_ends_the_session_for_every_copy(
+    tmp_path: Path, aiohttp_client: Any, db_url: str
+) -> None:
+    """A token copied before logout is refused after it (the server records the logout)."""
+    d = await start(tmp_path, aiohttp_client, db_url)
+    assert await d.login("admin") == 303
+    copied = d.client.session.cookie_jar.filter_cookies(d.client.make_url("/"))[SESSION_COOKIE]
+    assert (await d.client.get("/", allow_redirects=False)).status == 200
+    await d.client.post("/logout", data={"csrf": await d.csrf("/")})
+    d.client.session.cookie_jar.update_cookies({SESSION_COOKIE: copied.value})
+    resp = await d.client.get("/", allow_redirects=False)
+    assert resp.status == 302
+    assert resp.headers["Location"].startswith("/login")
+    # A new login works as before.
+    assert await d.login("admin") == 303
+    assert (await d.client.get("/", allow_redirects=False)).status == 200
+
+
+async def test_password_change_ends_earlier_sessions(tmp_path: Path, aiohttp_client: Any) -> None:
+    """Sessions carry a stamp of the password hash they were issued for: the same token, shown
+    to an app whose config has a new password for the user, is refused."""
+    old = await start(tmp_path / "a", aiohttp_client)
+    assert await old.login("admin") == 303
+    jar = old.client.session.cookie_jar
+    token = jar.filter_cookies(old.client.make_url("/"))[SESSION_COOKIE].value
+    users = [
+        {**u, "password_hash": hash_password("new pass")} if u["username"] == "admin" else u
+        for u in USERS
+    ]
+    new = await start(tmp_path / "b", aiohttp_client, web_extra={"users": users})
+    new.client.session.cookie_jar.update_cookies({SESSION_COOKIE: token})
+    assert (await new.client.get("/", allow_redirects=False)).status == 302
+    # The same token still works where the password is unchanged (same secret, same stamp).
+    other = await start(tmp_path / "c", aiohttp_client)
+    other.client.session.cookie_jar.update_cookies({SESSION_COOKIE: token})
+    assert (await other.client.get("/", allow_redirects=False)).status == 200
+    assert await new.login("admin", "new pass") == 303
+    assert (await new.client.get("/", allow_redirects=False)).status == 200

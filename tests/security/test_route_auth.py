@@ -125,6 +125,14 @@ class Walk:
             kw["headers"] = {"X-CSRF-Token": self.csrf[level]}
         return kw
 
+    async def renew(self, level: str) -> None:
+        """A fresh login at ``level`` (after the walk logged the previous one out)."""
+        async with self.site.client() as browser:
+            assert await self.site.login(browser, LOGINS[level], PASSWORD) == 303
+            self.csrf[level] = await self.site.csrf(browser)
+            cookie = browser.cookie_jar.filter_cookies(self.site.server.make_url("/"))
+            self.sessions[level] = cookie[SESSION_COOKIE].value
+
 
 @pytest.fixture(params=["reverse-ws", "http-post"])
 async def walk(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> AsyncIterator[Walk]:
@@ -207,6 +215,12 @@ async def _dashboard(w: Walk, method: str, path: str, rule: Rule) -> None:
         status, _ = await _status(w.http, method, url, **w.as_(rule.level, method, csrf=False))
         assert status == 403, ("POST without CSRF", path)
     _granted(*await _status(w.http, method, url, **w.as_(rule.level, method)), method, path)
+    if path == "/logout" and method == "POST":
+        # Logged out on the server: the same cookie (any copy of it) no longer opens a page.
+        status, location = await _status(w.http, "GET", w.site.url("/"), **w.as_(rule.level))
+        assert status == 302, ("after logout", status)
+        assert LOGIN_REDIRECT.match(location), location
+        await w.renew(rule.level)
 
 
 async def _onebot_ws(w: Walk, method: str, path: str, rule: Rule) -> None:
