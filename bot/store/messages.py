@@ -92,21 +92,19 @@ _TALLY = MessageTally.__table__  # type: ignore[attr-defined]
 TallyKey = tuple[str, str, str]  # platform, account id, actor role
 
 
+_ADD_TO_TALLY = Bulk(
+    _TALLY,
+    ("platform", "account_id", "actor_role", "count"),
+    "ON CONFLICT (platform, account_id, actor_role)"
+    " DO UPDATE SET count = message_tally.count + excluded.count",
+)
+
+
 async def add_to_tally(conn: AsyncConnection, counts: dict[TallyKey, int]) -> None:
     """Add newly stored messages to ``message_tally`` (in the caller's transaction)."""
-    if not counts:
-        return
-    stmt = _insert(conn)(_TALLY).values(
-        [
-            {"platform": p, "account_id": a, "actor_role": r, "count": n}
-            for (p, a, r), n in sorted(counts.items())  # one lock order across processes
-        ]
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["platform", "account_id", "actor_role"],
-        set_={"count": _TALLY.c["count"] + stmt.excluded["count"]},
-    )
-    await conn.execute(stmt)
+    if counts:
+        # Sorted: one lock order for every process that updates the same rows.
+        await _ADD_TO_TALLY.run(conn, [(*key, n) for key, n in sorted(counts.items())])
 
 
 async def tally_by_role(conn: AsyncConnection) -> dict[str, int]:
