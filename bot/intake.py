@@ -166,7 +166,8 @@ class Intake:
             if not self._tasks or any(t.done() for t in self._tasks):
                 raise RuntimeError("intake writer is not running")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), 0.5)
+                async with asyncio.timeout(0.5):
+                    await self._idle.wait()
 
     async def _run_handlers(self) -> None:
         while True:
@@ -201,8 +202,11 @@ class Intake:
                 # not one per event trickling in.
                 self._fill = min(self._batch_size - len(batch), queue.maxsize)
                 self._filled.clear()
+                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that lands in
+                # the pass where the event is set, and the writer would never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._filled.wait(), timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._filled.wait()
                 self._fill = _NEVER
             await self._process_with_retry(batch)
             self._metrics.intake_queue_depth.set(self._queue.qsize())

@@ -158,3 +158,25 @@ async def test_full_queue_applies_backpressure(engine: AsyncEngine, tmp_path: Pa
     await intake.stop()
     async with engine.connect() as conn:
         assert await message_store.count_messages(conn) == 11
+
+
+async def test_stop_while_a_batch_lingers_is_not_swallowed(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """A cancel that lands as the lingering batch fills must stop the writer.
+
+    Python 3.11's ``asyncio.wait_for`` returns the result instead of raising when the awaited
+    thing finished in the same loop pass as the cancel: the writer then ran on, and ``stop()``
+    (SIGTERM, test teardown) waited for it forever.
+    """
+    intake = build(engine, tmp_path, Router("noop"), batch_size=2, flush_interval=60.0)
+    await intake.start()
+    await intake.put(msg(1))
+    for _ in range(10):  # let the writer take the first event and linger for the second
+        await asyncio.sleep(0)
+    writer = intake._tasks[0]
+    await intake.put(msg(2))  # fills the batch: wakes the lingering writer ...
+    writer.cancel()  # ... in the same loop pass as the cancel
+    done, _ = await asyncio.wait({writer}, timeout=10)  # a bound on a hang, not a schedule
+    assert writer in done
+    assert writer.cancelled()

@@ -68,7 +68,9 @@ class ResultStore:
         self, echo: str, future: asyncio.Future[Mapping[str, Any]], action: str, time_limit: float
     ) -> Mapping[str, Any]:
         try:
-            return await asyncio.wait_for(future, time_limit)
+            # Not wait_for: on 3.11 it swallows a cancel that lands as the response arrives.
+            async with asyncio.timeout(time_limit):
+                return await future
         except TimeoutError:
             raise ApiTimeout(action, time_limit) from None
         finally:
