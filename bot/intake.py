@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -279,12 +280,9 @@ class Intake:
             rows.append(row)
         async with self._engine.begin() as conn:
             inserted = await message_store.insert_messages(conn, rows)
-            tally: dict[message_store.TallyKey, int] = {}
-            for key in inserted:
-                role = positions[key][1].role.value
-                tk = (key[0], key[1], role)
-                tally[tk] = tally.get(tk, 0) + 1
-            await message_store.add_to_tally(conn, tally)
+            await message_store.add_to_tally(
+                conn, Counter((k[0], k[1], positions[k][1].role.value) for k in inserted)
+            )
             for event, _ in batch:
                 if isinstance(event, MessageRecall):
                     await message_store.mark_recalled(

@@ -22,12 +22,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.clock import Clock
 from bot.errors import GatewayError, NotConnected
 from bot.ratelimit import RateLimiter
+from bot.store.db import insert_for
 from bot.store.models import Outbox
 
 log = logging.getLogger("sopbot.outbox")
@@ -79,10 +79,6 @@ class DispatchStats:
 Sender = Callable[[OutboxRow], Awaitable[None]]
 
 
-def _insert(conn: AsyncConnection) -> Any:
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
-
-
 async def enqueue(conn: AsyncConnection, items: Sequence[OutboxItem], now: datetime) -> int:
     """Insert items whose key is new; return how many were inserted."""
     if not items:
@@ -103,7 +99,7 @@ async def enqueue(conn: AsyncConnection, items: Sequence[OutboxItem], now: datet
         for i in items
     ]
     stmt = (
-        _insert(conn)(_T)
+        insert_for(conn)(_T)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(_T.c.id)
     )

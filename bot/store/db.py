@@ -13,8 +13,14 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 log = logging.getLogger("sopbot.store")
@@ -24,6 +30,11 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
+
+
+def insert_for(conn: AsyncConnection) -> Any:
+    """The dialect's ``insert`` (the one with ``on_conflict_do_*``) for ``conn``'s database."""
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
 
 
 @contextlib.asynccontextmanager

@@ -8,20 +8,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store.bulk import Bulk
+from bot.store.db import insert_for
 from bot.store.models import AccountState, Message, MessageTally
 
 MessageKey = tuple[str, str, str, str, str]
 
 _T = Message.__table__  # type: ignore[attr-defined]
 _KEY_COLS = ("platform", "account_id", "chat_type", "chat_id", "message_id")
-
-
-def _insert(conn: AsyncConnection) -> Any:
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
 
 
 # The column order of a message row (``insert_messages``); the natural key comes first.
@@ -74,7 +70,7 @@ async def upsert_account_state(
     conn: AsyncConnection, platform: str, account_id: str, online: bool, at: datetime, reason: str
 ) -> None:
     table = AccountState.__table__  # type: ignore[attr-defined]
-    stmt = _insert(conn)(table).values(
+    stmt = insert_for(conn)(table).values(
         platform=platform, account_id=account_id, online=online, changed_at=at, reason=reason
     )
     stmt = stmt.on_conflict_do_update(

@@ -17,12 +17,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.config import AppConfig
 from bot.reports import ReportRequest, ReportTable
 from bot.store.bulk import Bulk
+from bot.store.db import insert_for
 from bot.store.models import Customer, TaskCompletion, TaskInstance
 from sop.compliance import (
     DEFAULT_MISS_REASON,
@@ -46,10 +46,6 @@ _TC = TaskCompletion.__table__  # type: ignore[attr-defined]
 _CU = Customer.__table__  # type: ignore[attr-defined]
 
 SOURCES = ("observed", "api", "self")
-
-
-def _insert(conn: AsyncConnection) -> Any:
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +113,7 @@ async def materialize(conn: AsyncConnection, tasks: Sequence[NewTask], now: date
     ]
     # executemany: SQLAlchemy batches it into multi-row INSERTs ("insertmanyvalues").
     stmt = (
-        _insert(conn)(_TI)
+        insert_for(conn)(_TI)
         .on_conflict_do_nothing(index_elements=["guide_id", "step", "local_date", "target_key"])
         .returning(_TI.c.id)
     )
@@ -197,7 +193,7 @@ async def add_evidence(
     if source not in SOURCES:
         raise ValueError(f"unknown completion source {source!r}")
     values = {"task_id": task.id, "source": source, "ref": ref[:255], "count": count, "at": at}
-    stmt = _insert(conn)(_TC).values(values)
+    stmt = insert_for(conn)(_TC).values(values)
     if replace_count:
         stmt = stmt.on_conflict_do_update(
             index_elements=["task_id", "source", "ref"], set_={"count": count}
@@ -372,7 +368,7 @@ async def upsert_customer(
         "last_purchase_at": row.last_purchase_at,
         "source": row.source,
     }
-    stmt = _insert(conn)(_CU).values(values)
+    stmt = insert_for(conn)(_CU).values(values)
     if overwrite:
         stmt = stmt.on_conflict_do_update(
             index_elements=["platform", "external_id"],

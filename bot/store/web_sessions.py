@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.store.db import insert_for
 from bot.store.models import WebSessionRevoked
 
 _T = WebSessionRevoked.__table__  # type: ignore[attr-defined]
@@ -15,9 +15,8 @@ _T = WebSessionRevoked.__table__  # type: ignore[attr-defined]
 
 async def revoke(conn: AsyncConnection, sid: str, expires_at: datetime, now: datetime) -> None:
     """Refuse session ``sid`` from now on; forget sessions that have expired anyway."""
-    insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
     await conn.execute(delete(_T).where(_T.c.expires_at <= now))
-    stmt = insert(_T).values(sid=sid, expires_at=expires_at).on_conflict_do_nothing()
+    stmt = insert_for(conn)(_T).values(sid=sid, expires_at=expires_at).on_conflict_do_nothing()
     await conn.execute(stmt)
 
 

@@ -81,8 +81,9 @@ async def test_messages_stored_once_and_handled_once(engine: AsyncEngine, tmp_pa
         by_role = await conn.execute(
             text("SELECT actor_role, count(*) FROM message GROUP BY actor_role")
         )
-        assert await message_store.tally_by_role(conn) == dict(by_role.all())
-        assert sum((await message_store.tally_by_role(conn)).values()) == 105
+        tally = await message_store.tally_by_role(conn)
+        assert tally == dict(by_role.all())
+        assert sum(tally.values()) == 105
     assert len(seen) == 105
     assert len({s.msg.message_id for s in seen}) == 105
     assert [s.msg.message_id for s in seen[:3]] == ["0", "1", "2"]
