@@ -102,15 +102,29 @@ class TickRunner:
             )
         self._scheduler.start()
 
-    async def stop(self) -> None:
-        """Stop scheduling, then cancel and await running ticks (before the engine closes)."""
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop scheduling, let running ticks finish (up to ``grace`` s), then cancel the rest.
+
+        Waiting, not cancelling at once: a tick cancelled inside a database call leaves its
+        statement to the driver's thread and its connection to be invalidated. The scheduler is
+        paused first because APScheduler's own shutdown cancels every running job.
+        """
         self._stopping = True
         if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
-        for task in list(self._running):
-            task.cancel()
+            self._scheduler.pause()
+        late: set[asyncio.Task[Any]] = set()
         if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
+            _, late = await asyncio.wait(set(self._running), timeout=grace)
+            if late:
+                log.warning(
+                    "%d tick(s) still running %.0fs into shutdown; cancelling", len(late), grace
+                )
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)  # cancels whatever still runs
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.gather(*late, return_exceptions=True)
 
 
 class _SkippedRun(logging.Filter):

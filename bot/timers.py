@@ -39,6 +39,9 @@ class DueTimer:
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._idle = asyncio.Event()  # set while not inside fire()
+        self._idle.set()
 
     def __len__(self) -> int:
         return len(self._due)
@@ -87,9 +90,17 @@ class DueTimer:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self._name)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 10.0) -> None:
+        """Let a firing in progress finish (up to ``grace`` s), then end the task.
+
+        A firing writes to the store; cancelling it mid-statement tears the driver connection
+        down under a live statement (see ``TickRunner.stop``)."""
         if self._task is None:
             return
+        self._stopping = True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await self._idle.wait()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -111,15 +122,18 @@ class DueTimer:
                     t.cancel()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             now = self._clock.now()
             keys = self.pop_due(now)
             if keys:
+                self._idle.clear()
                 try:
                     await self._fire(keys, now)
                 except Exception:
                     # One failing batch must not stop the timer; the owner re-schedules keys.
                     log.exception("%s: firing %d keys failed", self._name, len(keys))
+                finally:
+                    self._idle.set()
                 continue
             await self._sleep(self.next_due())
 

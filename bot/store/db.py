@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
+import weakref
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -59,6 +61,33 @@ async def exclusive(engine: AsyncEngine, name: str) -> AsyncIterator[None]:
             await conn.commit()
 
 
+class SQLiteConnection(sqlite3.Connection):
+    """A SQLite connection that closes its cursors before it closes itself.
+
+    A task cancelled while its statement runs in aiosqlite's thread (a tick stopped at shutdown,
+    a timeout) leaves the statement stepped but never reset: ``INSERT … RETURNING`` holding its
+    first row still holds the write lock. SQLAlchemy then invalidates and closes the connection,
+    but SQLite's close leaves a connection with a live statement open as a "zombie", lock and
+    all, until the cursor is garbage-collected; the cancelled task's traceback keeps it alive,
+    and every later writer waited on the lock forever. Closing the cursors resets them first.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._cursors: weakref.WeakSet[sqlite3.Cursor] = weakref.WeakSet()
+
+    def cursor(self, factory: Any = sqlite3.Cursor) -> Any:
+        # Connection.execute creates its cursor through this method too.
+        cur = super().cursor(factory)
+        self._cursors.add(cur)
+        return cur
+
+    def close(self) -> None:
+        for cur in list(self._cursors):
+            cur.close()
+        super().close()
+
+
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """Create the async engine; SQLite gets WAL and a busy timeout so readers never block.
 
@@ -71,7 +100,7 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             Path(url.removeprefix("sqlite+aiosqlite:///")).parent.mkdir(
                 parents=True, exist_ok=True
             )
-        kwargs["connect_args"] = {"timeout": 30}
+        kwargs["connect_args"] = {"timeout": 30, "factory": SQLiteConnection}
     else:
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)

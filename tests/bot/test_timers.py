@@ -99,3 +99,29 @@ async def test_a_failing_callback_does_not_stop_the_timer() -> None:
     await _spin()
     assert fired == ["good"]
     await timer.stop()
+
+
+async def test_stop_lets_a_firing_in_progress_finish() -> None:
+    """stop() during a firing waits for it (it writes to the store) instead of cancelling it;
+    keys due later are not fired once stopping."""
+    clock = ManualClock(T0)
+    inside, proceed = asyncio.Event(), asyncio.Event()
+    fired: list[str] = []
+
+    async def fire(keys: list[str], now: datetime) -> None:
+        inside.set()
+        await proceed.wait()
+        fired.extend(keys)
+
+    timer = DueTimer(clock, fire)
+    timer.schedule("now", T0)
+    timer.schedule("later", T0 + timedelta(seconds=1))
+    await timer.start()
+    await inside.wait()
+    stopping = asyncio.create_task(timer.stop())
+    await _spin()
+    assert not stopping.done()
+    await clock.set(T0 + timedelta(seconds=5))
+    proceed.set()
+    await stopping
+    assert fired == ["now"]
