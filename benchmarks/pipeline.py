@@ -56,7 +56,10 @@ async def run(args: argparse.Namespace) -> None:
         main0 = time.thread_time()
         for data in frames:
             parsed = parse_event(
-                decode_frame(data, 1 << 20), received_at=clock.now(), account_id=None
+                decode_frame(data, 1 << 20),
+                received_at=clock.now(),
+                account_id=None,
+                keep_raw=cfg.intake.store_raw,  # as the gateway does
             )
             await intake.put(parsed)  # type: ignore[arg-type]
         await intake.drain()

@@ -113,6 +113,7 @@ def create_app(
             action_timeout=onebot_cfg.action_timeout,
             max_frame_bytes=onebot_cfg.max_frame_bytes,
             backoff=Backoff(cap=onebot_cfg.reconnect_max_delay),
+            keep_raw=cfg.intake.store_raw,
         )
         app[ONEBOT] = onebot
         hub.add(onebot)

@@ -83,11 +83,14 @@ class OneBotGateway:
         backoff: Backoff | None = None,
         sleep: Sleep = asyncio.sleep,
         backfill_count: int = 20,
+        keep_raw: bool = True,
     ) -> None:
         """``url``: forward-ws endpoint, or the HTTP API root in http-post mode (optional).
 
         ``backfill_count``: messages of history asked per known group when an account comes
         back after a drop (0: never ask); implementations without the action are asked once.
+        ``keep_raw``: keep each message's decoded frame on the event (``ChatMessage.raw``);
+        the app keeps it only when the intake stores it.
         """
         if mode not in MODES:
             raise ValueError(f"unknown onebot mode {mode!r}; expected one of {MODES}")
@@ -115,6 +118,7 @@ class OneBotGateway:
         self._backoff = backoff or Backoff()
         self._sleep = sleep
         self._backfill_count = backfill_count
+        self._keep_raw = keep_raw
         self._links: dict[str, Link] = {}
         self._reserved: set[str] = set()
         self._ws_links: set[WsLink] = set()
@@ -219,6 +223,7 @@ class OneBotGateway:
                 received_at=self._clock.now(),
                 account_id=account_id,
                 reply_sender=self._memory.reply_sender,
+                keep_raw=self._keep_raw,
             )
         except FrameRejected as exc:
             self.count_rejected(account_id, exc, len(body))
@@ -269,6 +274,7 @@ class OneBotGateway:
                 received_at=self._clock.now(),
                 account_id=link.account_id,
                 reply_sender=self._memory.reply_sender,
+                keep_raw=self._keep_raw,
             )
         except FrameRejected as exc:
             self.count_rejected(link.account_id, exc, len(data))
@@ -464,6 +470,7 @@ class OneBotGateway:
             group_id,
             received_at=self._clock.now(),
             reply_sender=self._memory.reply_sender,
+            keep_raw=self._keep_raw,
         )
         for bad in rejected:
             self.count_rejected(account_id, bad)

@@ -22,6 +22,7 @@ def parse_history(
     *,
     received_at: datetime,
     reply_sender: ReplySenderLookup | None = None,
+    keep_raw: bool = True,
 ) -> tuple[list[ChatMessage], list[FrameRejected]]:
     """Messages of ``data["messages"]`` in order, plus one rejection per unusable entry."""
     entries = data.get("messages") if isinstance(data, Mapping) else None
@@ -36,7 +37,11 @@ def parse_history(
         frame = {"post_type": "message", "message_type": "group", "group_id": group_id, **entry}
         try:
             parsed = parse_event(
-                frame, received_at=received_at, account_id=account_id, reply_sender=reply_sender
+                frame,
+                received_at=received_at,
+                account_id=account_id,
+                reply_sender=reply_sender,
+                keep_raw=keep_raw,
             )
         except FrameRejected as exc:
             rejected.append(exc)

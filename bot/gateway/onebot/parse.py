@@ -99,8 +99,14 @@ def parse_event(
     received_at: datetime,
     account_id: str | None = None,
     reply_sender: ReplySenderLookup | None = None,
+    keep_raw: bool = True,
 ) -> Parsed:
-    """Map one event frame. ``account_id`` (from the connection) wins over the frame's self_id."""
+    """Map one event frame. ``account_id`` (from the connection) wins over the frame's self_id.
+
+    ``keep_raw=False`` leaves ``ChatMessage.raw`` empty: a decoded frame is a handful of dicts
+    and lists, and kept on every queued message they were most of what the garbage collector
+    walked under load (the intake stores it only with ``[intake] store_raw``).
+    """
     post_type = frame.get("post_type")
     if post_type is None:
         raise FrameRejected("missing_field", "post_type")
@@ -108,7 +114,7 @@ def parse_event(
         raise FrameRejected("bad_field", "post_type")
     account = account_id if account_id is not None else req_id(frame, "self_id")
     if post_type in ("message", "message_sent"):
-        return _message(frame, post_type, account, received_at, reply_sender)
+        return _message(frame, post_type, account, received_at, reply_sender, keep_raw)
     if post_type == "notice":
         return _notice(frame, account, received_at)
     if post_type == "meta_event":
@@ -128,6 +134,7 @@ def _message(
     account: str,
     received_at: datetime,
     reply_sender: ReplySenderLookup | None,
+    keep_raw: bool,
 ) -> ChatMessage:
     message_type = req_str(frame, "message_type")
     user_id = req_id(frame, "user_id")
@@ -174,7 +181,7 @@ def _message(
         is_self=is_self,
         platform_role=role if isinstance(role, str) and role in _ROLES else None,
         segments=body.segments,
-        raw=frame,
+        raw=frame if keep_raw else None,
     )
 
 

@@ -132,6 +132,22 @@ async def test_connect_reports_online_and_delivers_events_in_order(
     assert received == 31
 
 
+@pytest.mark.parametrize("keep_raw", [True, False])
+async def test_raw_frame_kept_only_when_asked(
+    make: Make, fakes: Callable[..., FakeOneBot], keep_raw: bool
+) -> None:
+    """The decoded frame rides on the event only for ``[intake] store_raw`` (the app passes
+    it as ``keep_raw``); otherwise queued events do not hold it."""
+    h = await make(keep_raw=keep_raw)
+    fake = await connected(h, fakes())
+    frame = fake.group_message("有货吗", message_id=7)
+    await fake.push(frame)
+    await h.sink.wait_count(ChatMessage, 1)
+    (msg,) = h.sink.of(ChatMessage)
+    assert msg.text == "有货吗"
+    assert msg.raw == (frame if keep_raw else None)
+
+
 @pytest.mark.parametrize(
     ("headers", "status"),
     [
