@@ -13,6 +13,7 @@ Configuration problems print one line naming the file and the key and exit with 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import math
 import sys
@@ -101,12 +102,17 @@ def _serve(cfg: AppConfig, clock: Clock, *, banner: str | None = None) -> None:
     from aiohttp import web
 
     from bot.app import create_app
+    from bot.eventloop import new_event_loop
 
+    loop, kind = new_event_loop(cfg.bot.event_loop)
+    asyncio.set_event_loop(loop)
     app = create_app(cfg, clock=clock)
+    log.info("event loop: %s", kind)
     if banner:
         print(banner, flush=True)
     web.run_app(
         app,
+        loop=loop,
         host=cfg.web.host,
         port=cfg.web.port,
         print=None,

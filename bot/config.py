@@ -9,6 +9,7 @@ the line.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import tomllib
@@ -43,6 +44,14 @@ class BotSection(Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     instance_id: str = ""
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+
+    @field_validator("event_loop")
+    @classmethod
+    def _loop_available(cls, v: str) -> str:
+        if v == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            raise ValueError('uvloop is not installed (use "auto" or "asyncio")')
+        return v
 
     @field_validator("timezone")
     @classmethod
