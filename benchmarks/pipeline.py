@@ -14,7 +14,6 @@ sharing the cores), and the rows written. For finding hot spots, run it under a 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import resource
 import tempfile
 import time
@@ -26,6 +25,7 @@ from sqlalchemy import text
 from benchmarks import nonebot_compare
 from bot.app import create_app
 from bot.config import load_config
+from bot.eventloop import new_event_loop
 from bot.gateway.onebot.parse import decode_frame, parse_event
 from bot.keys import CLOCK, ENGINE, INTAKE
 
@@ -89,7 +89,13 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=50_000)
     ap.add_argument("--storage-only", action="store_true", help="groups not monitored")
     ap.add_argument("--postgres", default="", help="a PostgreSQL URL instead of SQLite")
-    asyncio.run(run(ap.parse_args()))
+    # The loop `sopbot run` takes by default ([bot] event_loop = "auto").
+    loop, kind = new_event_loop("auto")
+    print(f"event loop          {kind}")
+    try:
+        loop.run_until_complete(run(ap.parse_args()))
+    finally:
+        loop.close()
 
 
 if __name__ == "__main__":

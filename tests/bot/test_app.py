@@ -213,3 +213,33 @@ async def test_api_requires_bearer_token(bot: Bot) -> None:
             bot.url("/api/v1/does-not-exist"), headers={"Authorization": f"Bearer {API_TOKEN}"}
         ) as r:
             assert r.status == 404
+
+
+@pytest.mark.parametrize("store_raw", [True, False])
+async def test_raw_frame_stored_only_with_store_raw(
+    db_url: str,
+    tmp_path: Path,
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    fake: FakeOneBot,
+    store_raw: bool,
+) -> None:
+    """``[intake] store_raw`` reaches the gateway: the frame is kept and stored, or neither."""
+    cfg = make_config(
+        tmp_path,
+        bot={"data_dir": str(tmp_path), "database_url": db_url},
+        intake={"store_raw": store_raw},
+    )
+    app = create_app(cfg, clock=ManualClock(NOW))
+    server = await aiohttp_server(app)
+    bot = Bot(app, server)
+    await fake.connect_reverse(bot.url(WS_PATH))
+    frame = fake.group_message("有没有小码？", group_id=5001, user_id=20001, message_id=31)
+    await fake.push(frame)
+    rows: list[Message] = []
+    for _ in range(300):
+        rows = await bot.messages()
+        if rows:
+            break
+        await fake_pause()
+    assert [m.message_id for m in rows] == ["31"]
+    assert rows[0].raw == (frame if store_raw else None)
