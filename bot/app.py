@@ -173,8 +173,8 @@ def create_app(
     # Handler services (engines, timers) start after the store and before ticks and gateways;
     # they expose themselves to handlers with ``app[DISPATCHER].provide(name=...)``.
     app.cleanup_ctx.extend(handlers.CONTEXTS)
-    app.cleanup_ctx.append(_scheduler)
-    app.cleanup_ctx.append(_gateways)
+    # Then what a crash left unhandled is replayed, before ticks run and gateways deliver.
+    app.cleanup_ctx.extend((_replay, _scheduler, _gateways))
     app.on_startup.append(_settle_heap)
     return app
 
@@ -233,9 +233,25 @@ async def _intake(app: web.Application) -> AsyncIterator[None]:
         store_raw=cfg.intake.store_raw,
     )
     app[INTAKE] = intake
+    app[DISPATCHER].provide(intake=intake)
     await intake.start()
     yield
     await intake.stop()
+
+
+async def _replay(app: web.Application) -> AsyncIterator[None]:
+    """SQLite: messages stored before a crash whose handlers never committed run now, before
+    any new event arrives (the handler services are loaded from the store by now). PostgreSQL
+    replays per account as accounts come online (``Intake.replay_at_start``)."""
+    await app[INTAKE].replay_at_start()
+    yield
+
+
+async def _replay_left_behind(intake: Intake) -> int:
+    return await intake.replay_left_behind()
+
+
+REPLAY_EVERY = 60.0  # seconds between looks for messages a dead process left unhandled
 
 
 async def _scheduler(app: web.Application) -> AsyncIterator[None]:
@@ -266,7 +282,11 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
     app[OUTBOX] = outbox
     # Alerts hand their rows to the outbox at once; reminders and digests wait for the tick.
     app[DISPATCHER].provide(outbox_kick=outbox.kick)
-    ticks = (Tick("outbox", cfg.delivery.every, outbox.run_once), *handlers.TICKS)
+    ticks = (
+        Tick("outbox", cfg.delivery.every, outbox.run_once),
+        Tick("intake-replay", REPLAY_EVERY, _replay_left_behind),
+        *handlers.TICKS,
+    )
     runner = TickRunner(ticks, app[DISPATCHER].deps, app[ENGINE])
     app[TICKS] = runner
     runner.start()

@@ -108,8 +108,18 @@ class Dispatcher:
                 kwargs[name] = self._deps[name]
         return kwargs
 
-    async def feed(self, event: Any, **extra: Any) -> int:
-        """Run every matching handler for ``event``; return how many ran without error."""
+    async def feed(
+        self,
+        event: Any,
+        *,
+        reraise: Callable[[Exception], bool] | None = None,
+        **extra: Any,
+    ) -> int:
+        """Run every matching handler for ``event``; return how many ran without error.
+
+        ``reraise``: errors it accepts propagate to the caller instead (the intake aborts a batch
+        whose store went away, rather than commit it without one handler's writes).
+        """
         ran = 0
         for router_name, reg in self._handlers_for(type(event)):
             if reg.filters and not all(f(event) for f in reg.filters):
@@ -117,7 +127,9 @@ class Dispatcher:
             try:
                 await reg.func(**self._kwargs(reg, event, extra))
                 ran += 1
-            except Exception:
+            except Exception as exc:
+                if reraise is not None and reraise(exc):
+                    raise
                 # Routed and logged once here; the next handler and the next event still run.
                 log.exception("handler %s.%s failed", router_name, reg.func.__name__)
                 if self._metrics is not None:

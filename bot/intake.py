@@ -5,6 +5,13 @@ stops reading its socket (backpressure, never dropping). A writer task takes up 
 events or whatever arrived within ``flush_interval``, stores new messages in one transaction
 (duplicates are skipped by the unique natural key), then feeds the batch to the handlers with
 one shared session committed once. A database outage is retried with backoff: nothing is lost.
+
+Messages are stored ``handled = false``; the handlers' transaction sets the flag with their
+effects. If that transaction fails, the handlers' in-memory state (the question engine) is ahead
+of the store: it is reloaded from the store (``add_resync`` hooks) and the batch runs again. A
+process killed between the two transactions leaves its messages unhandled: ``replay`` feeds them
+to the handlers at the next start (SQLite), or when their account comes online again in any
+process (PostgreSQL; a tick takes what no account came back for).
 An event the database refuses for its content (an SQLSTATE data or integrity error, which no
 retry can fix) is isolated from its batch, counted as rejected (``store_refused``) and logged
 by id, so one bad row never stalls the intake behind it.
@@ -16,17 +23,19 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import RowMapping
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.dispatch import Dispatcher
-from bot.events import AccountStatus, ChatMessage, InboundEvent, MessageRecall
+from bot.events import AccountStatus, ChatMessage, ChatType, InboundEvent, MessageRecall
 from bot.metrics import Metrics
 from bot.roster import Actor, Roster
 from bot.store import messages as message_store
@@ -34,6 +43,7 @@ from bot.store import messages as message_store
 log = logging.getLogger("sopbot.intake")
 
 Stored = dict[int, tuple[Actor, int]]  # position in the batch → (sender, message row id)
+Resync = Callable[[], Awaitable[None]]
 _NEVER = 1 << 62  # no batch is waiting to fill
 
 # SQLSTATE classes that name the data, not the connection: data exception, integrity
@@ -97,6 +107,7 @@ class Intake:
         flush_interval: float = 0.02,
         store_raw: bool = False,
         retry_max_delay: float = 5.0,
+        replay_grace: float = 300.0,
     ) -> None:
         self._engine = engine
         self._sessions = sessions
@@ -124,6 +135,16 @@ class Intake:
         self._filled = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        # Handlers run one batch at a time: live batches, replays and reloads take turns.
+        self._turn = asyncio.Lock()
+        self._inflight: set[int] = set()  # row ids stored here and not yet handled
+        self._resync: list[Resync] = []
+        # PostgreSQL: rows unhandled this long belong to an account that came back nowhere.
+        self._replay_grace = timedelta(seconds=replay_grace)
+
+    def add_resync(self, hook: Resync) -> None:
+        """Register a reload of in-memory handler state from the store (run in order)."""
+        self._resync.append(hook)
 
     async def put(self, event: InboundEvent) -> None:
         """The gateways' sink. Blocks while the queue is full (backpressure)."""
@@ -177,12 +198,86 @@ class Intake:
 
     async def _finish(self, batch: list[tuple[InboundEvent, float]], stored: Stored) -> None:
         try:
-            await self._handle(batch, stored)
+            async with self._turn:
+                if self._pipelined:
+                    # An account (re)connected here: what it delivered before and a dead process
+                    # stored without handling is ours now, and older than this batch.
+                    for event, _ in batch:
+                        if isinstance(event, AccountStatus) and event.online:
+                            await self._replay((event.platform, event.account_id), None)
+                await self._handle_until_written(batch, stored)
         finally:
+            self._inflight.difference_update(row_id for _, row_id in stored.values())
             self._pending -= len(batch)
             if self._pending <= 0:
                 self._pending = 0
                 self._idle.set()
+
+    async def _handle_until_written(
+        self, batch: Sequence[tuple[InboundEvent, float]], stored: Stored
+    ) -> None:
+        """Run the handlers on ``batch`` until their transaction commits (holding the turn)."""
+        delay = 0.05
+        reload = False
+        while True:
+            try:
+                if reload:
+                    await self._reload()
+                    reload = False
+                await self._handle(batch, stored)
+                return
+            except Exception as exc:
+                if not reload and is_refused(exc):
+                    # The store refuses what the handlers wrote: running them again cannot help.
+                    # The messages stay stored; their effects are dropped, loudly.
+                    log.error(
+                        "handlers' writes refused (%s) for a batch of %d; effects dropped",
+                        type(exc).__name__,
+                        len(batch),
+                    )
+                    self._metrics.events_rejected.labels("*", "handler_refused").inc(len(stored))
+                    await self._reload_until_done()
+                    await self._mark_until_done([row_id for _, row_id in stored.values()])
+                    return
+                # Memory (the question engine) has seen the batch and the store has not: reload
+                # memory from the store and run the batch again, as a restart would.
+                reload = True
+                self._metrics.intake_handler_retries.inc()
+                log.warning(
+                    "handlers' transaction failed (%s); reloading and retrying %d events in %.2fs",
+                    type(exc).__name__,
+                    len(batch),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max_delay)
+
+    async def _reload(self) -> None:
+        for hook in self._resync:
+            await hook()
+
+    async def _reload_until_done(self) -> None:
+        delay = 0.05
+        while True:
+            try:
+                await self._reload()
+                return
+            except Exception as exc:
+                log.warning("reload failed (%s); retrying in %.2fs", type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max_delay)
+
+    async def _mark_until_done(self, ids: Sequence[int]) -> None:
+        delay = 0.05
+        while True:
+            try:
+                async with self._engine.begin() as conn:
+                    await message_store.mark_handled(conn, ids)
+                return
+            except Exception as exc:
+                log.warning("marking %d handled failed (%s)", len(ids), type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max_delay)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -214,6 +309,7 @@ class Intake:
 
     async def _process_with_retry(self, batch: list[tuple[InboundEvent, float]]) -> None:
         stored = await self._store(batch)
+        self._inflight.update(row_id for _, row_id in stored.values())
         if self._pipelined:
             await self._stored.put((batch, stored))
         else:
@@ -334,26 +430,144 @@ class Intake:
             msg.received_at,
             None,
             dict(msg.raw) if self._store_raw and msg.raw is not None else None,
+            False,  # handled: set with the handlers' effects
         )
 
     async def _handle(self, batch: Sequence[tuple[InboundEvent, float]], stored: Stored) -> None:
+        """One transaction: the handlers' effects and the batch's messages marked handled.
+
+        A store error inside a handler aborts it (raised), rather than commit the batch without
+        that handler's writes.
+        """
+        feed = self._dispatcher.feed
         async with self._sessions() as session:
+            if self._pipelined and stored:
+                # Several processes (PostgreSQL): lock our rows; one a replay took is not ours.
+                ids = sorted(row_id for _, row_id in stored.values())
+                mine = await message_store.claim_unhandled(await session.connection(), ids)
+                if len(mine) < len(ids):
+                    stored = {p: v for p, v in stored.items() if v[1] in mine}
             for pos, (event, _) in enumerate(batch):
                 if isinstance(event, ChatMessage):
                     if pos not in stored:
                         continue  # a re-delivery: handlers already saw it once
                     actor, row_id = stored[pos]
-                    await self._dispatcher.feed(
-                        StoredMessage(event, actor, row_id), session=session
+                    await feed(
+                        StoredMessage(event, actor, row_id), session=session, reraise=_store_error
                     )
                 else:
-                    await self._dispatcher.feed(event, session=session)
-            await self._dispatcher.feed(BatchEnd(len(batch)), session=session)
+                    await feed(event, session=session, reraise=_store_error)
+            await feed(BatchEnd(len(batch)), session=session, reraise=_store_error)
+            if stored:
+                ids = [row_id for _, row_id in stored.values()]
+                await message_store.mark_handled(await session.connection(), ids)
+            await session.commit()
+
+    async def replay_at_start(self) -> int:
+        """SQLite: run the handlers on every stored message a crash left unhandled.
+
+        Only one process writes a SQLite store, so every such row is this process's own. On
+        PostgreSQL rows belong to whichever process hears their account: an account replays
+        its own rows when it comes online (``_finish``), the tick the ones nobody came back for.
+        """
+        return 0 if self._pipelined else await self.replay()
+
+    async def replay_left_behind(self) -> int:
+        """PostgreSQL tick: rows unhandled for longer than the replay grace, any account.
+
+        Their account has not come back online anywhere to replay them (a process that died
+        and whose accounts went nowhere).
+        """
+        if not self._pipelined:
+            return 0
+        return await self.replay(before=self._clock.now() - self._replay_grace)
+
+    async def replay(
+        self, *, account: tuple[str, str] | None = None, before: datetime | None = None
+    ) -> int:
+        """Run the handlers on stored messages whose effects never committed; return how many.
+
+        ``account``: (platform, account id) only; ``before``: only rows received before then.
+        Batches in flight in this process are never taken; on PostgreSQL rows another process
+        is handling (locked) are skipped, and that process skips the ones taken here.
+        """
+        async with self._turn:
+            return await self._replay(account, before)
+
+    async def _replay(self, account: tuple[str, str] | None, before: datetime | None) -> int:
+        total = 0
+        while n := await self._replay_batch(account, before):
+            total += n
+        if total:
+            log.warning("replayed %d stored message(s) whose handlers had not committed", total)
+        return total
+
+    async def _replay_batch(self, account: tuple[str, str] | None, before: datetime | None) -> int:
+        delay = 0.05
+        while True:
             try:
-                await session.commit()
-            except Exception:
-                log.exception("handler session commit failed for a batch of %d", len(batch))
-                await session.rollback()
+                return await self._replay_once(account, before)
+            except Exception as exc:
+                log.warning("replay failed (%s); retrying in %.2fs", type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max_delay)
+                await self._reload_until_done()
+
+    async def _replay_once(self, account: tuple[str, str] | None, before: datetime | None) -> int:
+        feed = self._dispatcher.feed
+        async with self._sessions() as session:
+            conn = await session.connection()
+            rows = await message_store.unhandled(
+                conn,
+                limit=self._batch_size,
+                account=account,
+                received_before=before,
+                exclude=self._inflight,
+                skip_locked=self._pipelined,
+            )
+            if not rows:
+                return 0
+            for row in rows:
+                msg = _message_of(row)
+                await feed(
+                    StoredMessage(msg, self._roster.classify(msg), int(row["id"])),
+                    session=session,
+                    reraise=_store_error,
+                )
+            await feed(BatchEnd(len(rows)), session=session, reraise=_store_error)
+            await message_store.mark_handled(conn, [int(r["id"]) for r in rows])
+            await session.commit()
+        self._metrics.messages_replayed.inc(len(rows))
+        return len(rows)
+
+
+def _store_error(exc: Exception) -> bool:
+    # Everything SQLAlchemy raises from a statement (DBAPIError is a StatementError).
+    return isinstance(exc, StatementError)
+
+
+def _message_of(row: RowMapping) -> ChatMessage:
+    """A stored message as the gateway delivered it, as far as the row keeps it.
+
+    Segments are not stored: a replayed message without text is not known to be media-only.
+    """
+    return ChatMessage(
+        platform=row["platform"],
+        account_id=row["account_id"],
+        chat_type=ChatType(row["chat_type"]),
+        chat_id=row["chat_id"],
+        message_id=row["message_id"],
+        sender_id=row["sender_id"],
+        text=row["text"],
+        sent_at=row["sent_at"],
+        received_at=row["received_at"],
+        sender_name=row["sender_name"],
+        reply_to_message_id=row["reply_to_message_id"],
+        mention_user_ids=tuple(row["mention_user_ids"] or ()),
+        mention_all=bool(row["mention_all"]),
+        is_self=bool(row["is_self"]),
+        raw=row["raw"],
+    )
 
 
 def _no_nul(text: str) -> str:

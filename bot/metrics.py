@@ -76,6 +76,17 @@ class Metrics:
             "Messages re-delivered and ignored because they were already stored.",
             registry=r,
         )
+        self.messages_replayed = Counter(
+            "sopbot_messages_replayed_total",
+            "Stored messages whose handlers ran again from the store (after a crash between the"
+            " intake's two transactions).",
+            registry=r,
+        )
+        self.intake_handler_retries = Counter(
+            "sopbot_intake_handler_retries_total",
+            "Intake batches whose handler transaction failed and ran again after a reload.",
+            registry=r,
+        )
         self.connected_accounts = Gauge(
             "sopbot_connected_accounts",
             "Bot accounts currently online, by platform.",

@@ -67,6 +67,12 @@ class DueTimer:
     def cancel(self, key: str) -> None:
         self._due.pop(key, None)
 
+    def clear(self) -> None:
+        """Cancel every key (before re-arming all of them from reloaded state)."""
+        self._due.clear()
+        self._heap.clear()
+        self._wake.set()
+
     def next_due(self) -> datetime | None:
         self._drop_stale()
         return self._heap[0][0] if self._heap else None
@@ -105,6 +111,21 @@ class DueTimer:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+
+    async def settle(self) -> None:
+        """Return once every key due by the clock's now has fired and no firing is running.
+
+        For callers that moved a manual clock and must see the firings' writes (tests, a
+        simulator stepping its day), instead of guessing how many loop passes they take.
+        """
+        while True:
+            if not self._idle.is_set():
+                await self._idle.wait()
+                continue
+            nxt = self.next_due()
+            if nxt is None or nxt > self._clock.now() or self._task is None:
+                return
+            await asyncio.sleep(0)  # due, and the timer task has not taken it yet: let it run
 
     async def _sleep(self, until: datetime | None) -> None:
         """Sleep until ``until`` (forever if None) or until woken by an earlier schedule."""

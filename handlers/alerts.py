@@ -26,7 +26,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import AppConfig
-from bot.keys import CLOCK, CONFIG, DISPATCHER, ENGINE, ROSTER
+from bot.keys import CLOCK, CONFIG, DISPATCHER, ENGINE, INTAKE, ROSTER
 from bot.outbox import OutboxItem, enqueue
 from bot.roster import Roster
 from bot.store import questions as store
@@ -222,8 +222,18 @@ async def context(app: web.Application) -> AsyncIterator[None]:
     )
     timer = DueTimer(app[CLOCK], service.fire, name="sla-alerts")
     service.timer = timer
-    for q in engine.questions():
-        service.arm(q)
+
+    def arm_all() -> None:
+        for q in engine.questions():
+            service.arm(q)
+
+    async def rearm() -> None:
+        # After the question engine was reloaded from the store (registered after its reload).
+        timer.clear()
+        arm_all()
+
+    arm_all()
+    app[INTAKE].add_resync(rearm)
     app[DISPATCHER].provide(sla_timer=timer, sla_alerts=service)
     await timer.start()
     log.info("alert timer armed for %d questions", len(timer))

@@ -31,7 +31,7 @@ from bot.config import AppConfig
 from bot.dispatch import Router
 from bot.events import ChatType, MemberChange, MemberChangeKind, MessageRecall
 from bot.intake import BatchEnd, StoredMessage
-from bot.keys import CLOCK, CONFIG, DISPATCHER, ENGINE, ROSTER
+from bot.keys import CLOCK, CONFIG, DISPATCHER, ENGINE, INTAKE, ROSTER
 from bot.roster import ActorRole, Roster
 from bot.scheduler import Tick
 from bot.store import questions as store
@@ -391,12 +391,27 @@ async def context(app: web.Application) -> AsyncIterator[None]:
             )
             log.info("rollup watermark moved back to now (%d question(s) still settling)", n)
     sent = {s.question.id: set(s.alert_levels_sent) for s in stored}
+    dirty: set[str] = set()
+
+    async def reload() -> None:
+        """The intake's handler transaction failed: memory is ahead of the store; re-read it."""
+        async with app[ENGINE].connect() as conn:
+            fresh = await store.load_live(
+                conn, now=clock.now(), reopen_window_s=policy.reopen_window_s
+            )
+        engine.reset(s.question for s in fresh)
+        sent.clear()
+        sent.update({s.question.id: set(s.alert_levels_sent) for s in fresh})
+        dirty.clear()
+        log.info("question engine reloaded %d live questions", len(fresh))
+
+    app[INTAKE].add_resync(reload)
     app[DISPATCHER].provide(
         question_engine=engine,
         sla_calendar_of=calendar_of,
         sla_detector=cfg.detector.detector(),
         sla_sent=sent,
-        sla_dirty=set(),
+        sla_dirty=dirty,
         sla_timer=None,
     )
     log.info("question engine loaded %d live questions", len(stored))

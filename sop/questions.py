@@ -470,6 +470,28 @@ class QuestionEngine:
             if q.is_live or q.status is QuestionStatus.RESOLVED:
                 self._put(q)
 
+    def reset(self, questions: Iterable[Question]) -> None:
+        """Forget every held question and hold ``questions`` instead (a reload from the store
+        after a write that failed left memory ahead of it)."""
+        batch = list(questions)
+        unknown = sorted({q.policy_version for q in batch} - set(self._policies))
+        if unknown:
+            raise ValueError(f"no policy loaded for versions {unknown}")
+        for index in (
+            self._q,
+            self._by_chat,
+            self._by_asker,
+            self._by_msg,
+            self._of,
+            self._opened,
+            self._pending,
+            self._answered,
+            self._resolved,
+            self._seq,
+        ):
+            index.clear()
+        self.load(batch)
+
     def adopt(self, question: Question) -> None:
         """Replace the held copy with ``question`` as stored (another process may have moved it).
 

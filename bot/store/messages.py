@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import typing
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import RowMapping, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.expression import ColumnClause
 
 from bot.store.bulk import Bulk
 from bot.store.db import insert_for
@@ -40,6 +41,7 @@ COLUMNS = (
     "received_at",
     "recalled_at",
     "raw",
+    "handled",
 )
 _INSERT = Bulk(_T, COLUMNS, f"ON CONFLICT ({','.join(_KEY_COLS)}) DO NOTHING")
 
@@ -53,6 +55,68 @@ async def insert_messages(
         return {}
     new = await _INSERT.insert_new(conn, rows, _KEY_COLS)  # keys: the five _KEY_COLS values
     return typing.cast(dict[MessageKey, int], new)
+
+
+# Spelled as the partial index ``ix_message_unhandled`` is, so that SQLite's planner uses it.
+_UNHANDLED: ColumnClause[Any] = literal_column("NOT message.handled")
+_ID_CHUNK = 10_000  # ids per statement: far under either database's bound-parameter limit
+
+
+async def mark_handled(conn: AsyncConnection, ids: Sequence[int]) -> None:
+    """Record that the handlers' effects of these messages are written (same transaction)."""
+    if ids and max(ids) - min(ids) + 1 == len(ids):
+        # One batch's new rows are numbered in a run: two bounds instead of a thousand values.
+        span = _T.c.id.between(min(ids), max(ids))
+        await conn.execute(update(_T).where(span).values(handled=True))
+        return
+    for i in range(0, len(ids), _ID_CHUNK):
+        chunk = ids[i : i + _ID_CHUNK]
+        await conn.execute(update(_T).where(_T.c.id.in_(chunk)).values(handled=True))
+
+
+async def claim_unhandled(conn: AsyncConnection, ids: Sequence[int]) -> set[int]:
+    """Lock these message rows (PostgreSQL) and return the ones still unhandled.
+
+    A handler transaction starts with this: a replay in another process skips locked rows and
+    this one skips rows a replay already handled, so each message's effects are written once.
+    """
+    claimed: set[int] = set()
+    for i in range(0, len(ids), _ID_CHUNK):
+        chunk = ids[i : i + _ID_CHUNK]
+        stmt = (
+            select(_T.c.id)
+            .where(_T.c.id.in_(chunk), _UNHANDLED)
+            .order_by(_T.c.id)  # one lock order for every process
+            .with_for_update()
+        )
+        claimed.update(int(r) for r in (await conn.execute(stmt)).scalars())
+    return claimed
+
+
+async def unhandled(
+    conn: AsyncConnection,
+    *,
+    limit: int,
+    account: tuple[str, str] | None = None,
+    received_before: datetime | None = None,
+    exclude: Collection[int] = (),
+    skip_locked: bool = False,
+) -> list[RowMapping]:
+    """The oldest unhandled messages (stored, effects never committed), in id order.
+
+    ``account``: (platform, account id) only; ``exclude``: this process's batches in flight;
+    ``skip_locked``: leave rows another process is handling (PostgreSQL).
+    """
+    stmt = select(_T).where(_UNHANDLED).order_by(_T.c.id).limit(limit)
+    if account is not None:
+        stmt = stmt.where(_T.c.platform == account[0], _T.c.account_id == account[1])
+    if received_before is not None:
+        stmt = stmt.where(_T.c.received_at < received_before)
+    if exclude:
+        stmt = stmt.where(_T.c.id.not_in(list(exclude)))
+    if skip_locked:
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list((await conn.execute(stmt)).mappings())
 
 
 async def mark_recalled(conn: AsyncConnection, key: MessageKey, at: datetime) -> int:

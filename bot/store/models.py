@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     Dialect,
@@ -22,6 +23,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
+    true,
 )
 from sqlmodel import Column, Field, SQLModel
 
@@ -125,10 +128,18 @@ class Message(SQLModel, table=True):
     # index on this, the most written table, doubled the cost of every stored event. The message
     # id leads: it is the most selective part (a question's messages are found by id), and where
     # an implementation numbers messages in order, new keys land at the end of the index instead
-    # of at one place per chat (a page written per row at every commit).
+    # of at one place per chat (a page written per row at every commit). The partial index on
+    # unhandled rows holds at most the batches in flight (a few thousand entries at the end of
+    # the id order): it finds what a crash left between the two intake transactions.
     __table_args__ = (
         UniqueConstraint(
             "message_id", "chat_id", "chat_type", "account_id", "platform", name="uq_message_key"
+        ),
+        Index(
+            "ix_message_unhandled",
+            "id",
+            sqlite_where=text("NOT handled"),
+            postgresql_where=text("NOT handled"),
         ),
     )
 
@@ -151,6 +162,11 @@ class Message(SQLModel, table=True):
     received_at: datetime = _ts()
     recalled_at: datetime | None = _ts(nullable=True)
     raw: dict[str, Any] | None = _json()
+    # False from the intake's first transaction (the message) until its second (the handlers'
+    # effects) commits; rows written any other way are handled as they are written.
+    handled: bool = Field(
+        default=True, sa_column=Column(Boolean, nullable=False, server_default=true())
+    )
 
 
 class MessageTally(SQLModel, table=True):

@@ -6,7 +6,9 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
@@ -181,3 +183,176 @@ async def test_stop_while_a_batch_lingers_is_not_swallowed(
     done, _ = await asyncio.wait({writer}, timeout=10)  # a bound on a hang, not a schedule
     assert writer in done
     assert writer.cancelled()
+
+
+def _unhandled_rows(n: int, *, account: str = "777", first: int = 0) -> list[tuple[object, ...]]:
+    """Message rows as the intake's first transaction writes them (``handled`` false)."""
+    base: dict[str, object] = {
+        "platform": "onebot11",
+        "account_id": account,
+        "chat_type": "group",
+        "chat_id": "5001",
+        "sender_id": "12345",
+        "sender_name": "",
+        "actor_role": "customer",
+        "operator_id": None,
+        "is_self": False,
+        "text": "在吗",
+        "reply_to_message_id": None,
+        "mention_user_ids": [],
+        "mention_all": False,
+        "sent_at": T0,
+        "received_at": T0,
+        "recalled_at": None,
+        "raw": None,
+        "handled": False,
+    }
+    return [
+        tuple({**base, "message_id": str(i)}[c] for c in message_store.COLUMNS)
+        for i in range(first, first + n)
+    ]
+
+
+async def _unhandled(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as conn:
+        rows = await message_store.unhandled(conn, limit=1_000)
+    return [r["message_id"] for r in rows]
+
+
+async def test_a_store_error_in_a_handler_reloads_memory_and_runs_the_batch_again(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """The handlers' transaction fails once: their memory is reloaded and the batch runs again,
+    so memory and store end up with every message once and nothing is left unhandled."""
+    router = Router("flaky")
+    seen: list[str] = []
+    reloads: list[int] = []
+    failures = [OperationalError("UPDATE question …", {}, Exception("server closed"))]
+
+    @router.on(StoredMessage)
+    async def record(event: StoredMessage) -> None:
+        seen.append(event.msg.message_id)
+
+    @router.on(BatchEnd)
+    async def write(event: BatchEnd) -> None:
+        if failures:
+            raise failures.pop()
+
+    async def reload() -> None:
+        seen.clear()  # memory as the store has it: nothing handled yet
+        reloads.append(1)
+
+    intake = build(engine, tmp_path, router, batch_size=50)
+    intake.add_resync(reload)
+    await intake.start()
+    for n in range(20):
+        await intake.put(msg(n))
+    await intake.stop()
+
+    assert reloads == [1]
+    assert sorted(seen, key=int) == [str(n) for n in range(20)]
+    assert await _unhandled(engine) == []
+    assert intake._metrics.intake_handler_retries._value.get() == 1
+
+
+async def test_replay_runs_the_handlers_a_crash_left_unfinished(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """Killed between its two transactions (messages committed, handlers' effects not), the
+    next process's ``replay`` feeds those messages to its handlers, once."""
+    stuck = Router("stuck")
+    entered = asyncio.Event()
+
+    @stuck.on(BatchEnd)
+    async def hang(event: BatchEnd) -> None:
+        entered.set()
+        await asyncio.Event().wait()  # the process dies here
+
+    first = build(engine, tmp_path, stuck, batch_size=50)
+    await first.start()
+    for n in range(5):
+        await first.put(msg(n))
+    await asyncio.wait_for(entered.wait(), 10)
+    for task in first._tasks:  # no flush, no commit: what SIGKILL leaves
+        task.cancel()
+    await asyncio.gather(*first._tasks, return_exceptions=True)
+    assert await _unhandled(engine) == ["0", "1", "2", "3", "4"]
+
+    router = Router("rec")
+    seen: list[tuple[str, ActorRole, int]] = []
+
+    @router.on(StoredMessage)
+    async def record(event: StoredMessage) -> None:
+        seen.append((event.msg.text, event.actor.role, event.row_id))
+
+    second = build(engine, tmp_path, router)
+    assert await second.replay() == 5
+    assert [s[0] for s in seen] == ["请问几点发货？"] * 5
+    assert {s[1] for s in seen} == {ActorRole.CUSTOMER}
+    assert await _unhandled(engine) == []
+    assert await second.replay() == 0  # handled once
+    assert len(seen) == 5
+
+
+async def test_replay_by_account_and_age_and_never_a_batch_in_flight(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """What a replay takes: one account's rows (it came online here), rows older than the grace
+    (the PostgreSQL tick: nobody came back for them), never this process's batches in flight."""
+    rows = _unhandled_rows(3) + _unhandled_rows(2, account="888", first=10)
+    async with engine.begin() as conn:
+        ids = sorted((await message_store.insert_messages(conn, rows)).values())
+        got = await message_store.unhandled(conn, limit=9, exclude=ids[:1])
+        assert [r["id"] for r in got] == ids[1:]
+    router = Router("rec")
+    seen: list[str] = []
+
+    @router.on(StoredMessage)
+    async def record(event: StoredMessage) -> None:
+        seen.append(event.msg.message_id)
+
+    intake = build(engine, tmp_path, router, replay_grace=30.0)
+    assert await intake.replay(account=("onebot11", "888")) == 2
+    assert seen == ["10", "11"]
+    assert await intake.replay(before=T0) == 0  # received at T0: not before it
+    assert await intake.replay(before=T0 + timedelta(seconds=1)) == 3
+    assert seen == ["10", "11", "0", "1", "2"]
+    if engine.dialect.name == "sqlite":
+        assert await intake.replay_left_behind() == 0  # one process: the start replays all
+
+
+async def test_an_account_coming_online_replays_its_rows_before_its_new_messages(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """PostgreSQL: a dead process's unhandled rows are replayed where their account reconnects,
+    ahead of what it delivers now; other accounts' rows are left to theirs."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("one process per SQLite store: its start replays everything")
+    async with engine.begin() as conn:
+        await message_store.insert_messages(
+            conn, _unhandled_rows(2, first=1) + _unhandled_rows(1, account="888", first=10)
+        )
+    router = Router("rec")
+    seen: list[str] = []
+
+    @router.on(StoredMessage)
+    async def record(event: StoredMessage) -> None:
+        seen.append(event.msg.message_id)
+
+    intake = build(engine, tmp_path, router)
+    await intake.start()
+    assert await intake.replay_at_start() == 0
+    await intake.put(AccountStatus("onebot11", "777", True, T0))
+    await intake.put(msg(3))
+    await intake.stop()
+    assert seen == ["1", "2", "3"]
+    assert await _unhandled(engine) == ["10"]
+
+
+async def test_claim_skips_rows_another_process_already_handled(engine: AsyncEngine) -> None:
+    rows = _unhandled_rows(4)
+    async with engine.begin() as conn:
+        ids = sorted((await message_store.insert_messages(conn, rows)).values())
+        await message_store.mark_handled(conn, ids[:2])
+    async with engine.begin() as conn:
+        assert await message_store.claim_unhandled(conn, ids) == set(ids[2:])

@@ -125,3 +125,23 @@ async def test_stop_lets_a_firing_in_progress_finish() -> None:
     proceed.set()
     await stopping
     assert fired == ["now"]
+
+
+async def test_settle_returns_after_the_due_firings_have_finished() -> None:
+    """A firing that takes many loop passes (store writes) is over when ``settle`` returns."""
+    clock = ManualClock(T0)
+    done: list[str] = []
+
+    async def fire(keys: list[str], now: datetime) -> None:
+        for _ in range(100):  # a slow store write
+            await asyncio.sleep(0)
+        done.extend(keys)
+
+    timer = DueTimer(clock, fire)
+    timer.schedule("a", T0 + timedelta(minutes=1))
+    timer.schedule("later", T0 + timedelta(hours=1))
+    await timer.start()
+    await clock.set(T0 + timedelta(minutes=2))
+    await timer.settle()
+    assert done == ["a"]
+    await timer.stop()

@@ -138,6 +138,12 @@ class Bot:
     def duplicates(self) -> int:
         return int(counter(self.app[METRICS], "sopbot_messages_duplicate_total"))
 
+    async def unhandled(self) -> int:
+        """Stored messages whose handlers' transaction has not committed yet."""
+        async with self.app[ENGINE].connect() as conn:
+            rows = await conn.execute(text("SELECT count(*) FROM message WHERE NOT handled"))
+            return int(rows.scalar_one())
+
     async def message_ids(self) -> list[str]:
         async with self.app[ENGINE].connect() as conn:
             rows = await conn.execute(text("SELECT message_id FROM message ORDER BY id"))

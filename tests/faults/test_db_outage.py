@@ -11,7 +11,8 @@ Two outages, on the real app behind a real reverse WebSocket, with a fake OneBot
 In both, intake buffers up to its bound (``queue_size`` + the writer's batch + two stored
 batches), then the gateway stops reading its socket: the count of messages read stands still
 below what the implementation sent, and the implementation's sends block once the socket
-buffers are full. When the store is back, every message sent is stored exactly once.
+buffers are full. When the store is back, every message sent is stored exactly once and the
+handlers' transaction for each has committed (none left ``handled = false``).
 """
 
 from __future__ import annotations
@@ -24,17 +25,22 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
+from sqlalchemy import text
 
 from bot.app import create_app
 from bot.clock import ManualClock
 from bot.gateway.onebot import WS_PATH
+from bot.keys import DISPATCHER, ENGINE, METRICS
+from bot.store.questions import question_id_for
+from sop.questions import QuestionEngine
 from tests.conftest import REQUIRE_PG, make_config
-from tests.fakes.onebot import FakeOneBot
+from tests.fakes.onebot import FakeOneBot, counter, segs
 from tests.faults.rig import (
     Bot,
     PgServer,
     Pusher,
     SqliteLock,
+    count_rows,
     pg_bindir,
     until,
     until_still,
@@ -99,6 +105,12 @@ async def _outage(
     assert sorted(map(int, ids)) == list(range(1, total + 1))
     assert bot.duplicates() == 0
 
+    async def handled() -> None:  # the handlers' effects of every message committed too
+        while await bot.unhandled():
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(handled(), 30)
+
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeOneBot]:
@@ -145,5 +157,72 @@ async def test_sqlite_locked_by_another_writer_loses_and_duplicates_nothing(
         await _outage(bot, fake, lock.take, lock.release)
     finally:
         lock.release_now()
+        await fake.disconnect()
+        await bot.server.close()
+
+
+# The handlers' transaction (question effects + messages marked handled) fails twice with a
+# transient error (serialization failure) before it commits; nothing else does.
+_FAIL_HANDLED_TWICE = (
+    "CREATE SEQUENCE fault_seq",
+    """CREATE FUNCTION fail_handled() RETURNS trigger AS $$
+    BEGIN
+        IF nextval('fault_seq') <= 2 THEN
+            RAISE EXCEPTION 'injected: could not serialize access' USING ERRCODE = '40001';
+        END IF;
+        RETURN NULL;
+    END $$ LANGUAGE plpgsql""",
+    "CREATE TRIGGER fail_handled BEFORE UPDATE OF handled ON message"
+    " FOR EACH STATEMENT EXECUTE FUNCTION fail_handled()",
+)
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(60)
+async def test_a_failed_handler_transaction_is_run_again_from_the_store(
+    db_url: str, fake: FakeOneBot, tmp_path: Path
+) -> None:
+    """The intake's second transaction fails after the question engine has taken the batch in:
+    memory is reloaded from the store and the batch runs again, so the question is logged once,
+    in the store and in memory, and the operator's later reply answers it."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("injects the failure with a PL/pgSQL trigger")
+    bot = await _bot(tmp_path, db_url)
+    try:
+        async with bot.app[ENGINE].begin() as conn:
+            for sql in _FAIL_HANDLED_TWICE:
+                await conn.execute(text(sql))
+        await fake.connect_reverse(bot.url(WS_PATH))
+        await fake.push(
+            fake.group_message(
+                "请问这款奶粉什么时候发货？", group_id=5001, user_id=20001, message_id=1
+            )
+        )
+        await until(lambda: bot.stored() == 1)
+
+        async def handled() -> None:
+            while await bot.unhandled():
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(handled(), 30)
+        assert counter(bot.app[METRICS], "sopbot_intake_handler_retries_total") == 2
+        assert await count_rows(db_url, "question") == 1
+        engine: QuestionEngine = bot.app[DISPATCHER].deps["question_engine"]
+        assert [q.id for q in engine.questions()] == [question_id_for(1)]
+
+        reply = segs(("reply", {"id": "1"}), ("text", {"text": "今天下午发货"}))
+        await fake.push(
+            fake.group_message("", group_id=5001, user_id=9002, message_id=2, segments=reply)
+        )
+        await asyncio.wait_for(handled(), 30)
+        answered = "status = 'answered' AND first_response_message_id = '2'"
+
+        async def answered_once() -> None:
+            while await count_rows(db_url, "question", answered) != 1:
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(answered_once(), 30)
+        assert await count_rows(db_url, "question") == 1
+    finally:
         await fake.disconnect()
         await bot.server.close()

@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -255,17 +256,61 @@ async def test_sigkill_restart_recovers_from_the_store(proc: Proc, fake: FakeOne
     assert await proc.wait() == 0, proc.log()
 
 
+@pytest.mark.timeout(120)
+async def test_sigkill_between_the_intake_transactions_is_replayed_at_restart(
+    proc: Proc, fake: FakeOneBot
+) -> None:
+    """Killed after a batch's messages committed and before its handlers' effects did: the
+    restart runs the handlers on those stored messages, so the question is logged, once.
+
+    A trigger holds the second transaction back (it refuses marking messages handled), which
+    pins the process between the two when the kill lands.
+    """
+    await proc.start()
+    await fake.connect_reverse(proc.http("/onebot/v11/ws"))
+    with sqlite3.connect(proc.db) as db:
+        db.execute(
+            "CREATE TRIGGER hold_handled BEFORE UPDATE OF handled ON message"
+            " BEGIN SELECT RAISE(ABORT, 'held by the test'); END"
+        )
+    await fake.push(_msg(fake, 1, "请问这款奶粉今天几点发货？"), _msg(fake, 2, "好的"))
+
+    async def held() -> bool:
+        got = await proc.metric(
+            "sopbot_events_rejected_total", platform="*", reason="handler_refused"
+        )
+        return got >= 1
+
+    await _until_async(held)
+    await proc.signal(signal.SIGKILL)
+    assert await proc.wait() == -signal.SIGKILL
+    await fake.disconnect()
+    assert await _message_ids(proc.url) == [1, 2]
+    assert await count_rows(proc.url, "question") == 0  # the effects died with the process
+    assert await count_rows(proc.url, "message", "NOT handled") == 2
+    with sqlite3.connect(proc.db) as db:
+        db.execute("DROP TRIGGER hold_handled")
+
+    await proc.start()  # ready = replay done (it runs before the gateways start)
+    assert await count_rows(proc.url, "question") == 1
+    assert await count_rows(proc.url, "message", "NOT handled") == 0
+    assert await proc.metric("sopbot_messages_replayed_total") == 2
+    await fake.connect_reverse(proc.http("/onebot/v11/ws"))
+    reply = segs(("reply", {"id": "1"}), ("text", {"text": "今天下午四点发货"}))
+    await fake.push(_msg(fake, 1), _msg(fake, 3, user_id=OPERATOR, segments=reply))
+    await _until_async(lambda: _answered(proc.url, "3"))
+    assert await count_rows(proc.url, "question") == 1
+    await proc.signal(signal.SIGTERM)
+    assert await proc.wait() == 0, proc.log()
+
+
 async def _rows_are(url: str, table: str, n: int) -> bool:
     return await count_rows(url, table) == n
 
 
-async def _answered(url: str) -> bool:
-    return (
-        await count_rows(
-            url, "question", "first_responder_id = 'li' AND first_response_message_id = '6'"
-        )
-        == 1
-    )
+async def _answered(url: str, message_id: str = "6") -> bool:
+    where = f"first_responder_id = 'li' AND first_response_message_id = '{message_id}'"
+    return await count_rows(url, "question", where) == 1
 
 
 async def _until_async(check: Any, limit: float = 30.0) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -15,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.app import TICKS, create_app
 from bot.clock import ManualClock
 from bot.events import ChatMessage, ChatType
-from bot.keys import INTAKE
+from bot.keys import DISPATCHER, INTAKE
 from bot.webauth import hash_password
 from tests.conftest import make_config
 
@@ -92,9 +91,8 @@ async def seed(app: Any, clock: ManualClock) -> None:
     await intake.put(msg("201", "5002", "20002", "请问今天有优惠吗？", at(10, 3)))
     await intake.drain()
     await clock.set(at(10, 40))
-    # Let the alert timers that just fired finish their store writes before pages read.
-    for _ in range(20):
-        await asyncio.sleep(0)
+    # The alerts that just fell due write to the store: pages must read after them.
+    await app[DISPATCHER].deps["sla_timer"].settle()
     await intake.drain()
 
 
