@@ -228,15 +228,23 @@ class Intake:
                 return
             except Exception as exc:
                 if not reload and is_refused(exc):
-                    # The store refuses what the handlers wrote: running them again cannot help.
-                    # The messages stay stored; their effects are dropped, loudly.
-                    log.error(
-                        "handlers' writes refused (%s) for a batch of %d; effects dropped",
-                        type(exc).__name__,
-                        len(batch),
-                    )
-                    self._metrics.events_rejected.labels("*", "handler_refused").inc(len(stored))
+                    # The store refuses what the handlers wrote: the same batch would fail again.
                     await self._reload_until_done()
+                    if len(batch) > 1:  # one event per transaction: only the culprit is lost
+                        for pos, item in enumerate(batch):
+                            one = {0: stored[pos]} if pos in stored else {}
+                            await self._handle_until_written([item], one)
+                        return
+                    event = batch[0][0]
+                    log.error(
+                        "handlers' writes refused (%s) for %s account=%.64s message=%.64s;"
+                        " its effects are dropped",
+                        type(exc).__name__,
+                        type(event).__name__,
+                        event.account_id,
+                        getattr(event, "message_id", "-"),
+                    )
+                    self._metrics.events_rejected.labels(event.platform, "handler_refused").inc()
                     await self._mark_until_done([row_id for _, row_id in stored.values()])
                     return
                 # Memory (the question engine) has seen the batch and the store has not: reload
@@ -496,49 +504,40 @@ class Intake:
 
     async def _replay(self, account: tuple[str, str] | None, before: datetime | None) -> int:
         total = 0
-        while n := await self._replay_batch(account, before):
-            total += n
+        while rows := await self._unhandled(account, before):
+            # Handled like a live batch (claimed on PostgreSQL, retried, reloaded on failure).
+            batch: list[tuple[InboundEvent, float]] = []
+            stored: Stored = {}
+            for pos, row in enumerate(rows):
+                msg = _message_of(row)
+                batch.append((msg, 0.0))
+                stored[pos] = (self._roster.classify(msg), int(row["id"]))
+            await self._handle_until_written(batch, stored)
+            self._metrics.messages_replayed.inc(len(rows))
+            total += len(rows)
         if total:
             log.warning("replayed %d stored message(s) whose handlers had not committed", total)
         return total
 
-    async def _replay_batch(self, account: tuple[str, str] | None, before: datetime | None) -> int:
+    async def _unhandled(
+        self, account: tuple[str, str] | None, before: datetime | None
+    ) -> list[RowMapping]:
         delay = 0.05
         while True:
             try:
-                return await self._replay_once(account, before)
+                async with self._engine.connect() as conn:
+                    return await message_store.unhandled(
+                        conn,
+                        limit=self._batch_size,
+                        account=account,
+                        received_before=before,
+                        exclude=self._inflight,
+                        skip_locked=self._pipelined,
+                    )
             except Exception as exc:
-                log.warning("replay failed (%s); retrying in %.2fs", type(exc).__name__, delay)
+                log.warning("replay: read failed (%s); retry in %.2fs", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._retry_max_delay)
-                await self._reload_until_done()
-
-    async def _replay_once(self, account: tuple[str, str] | None, before: datetime | None) -> int:
-        feed = self._dispatcher.feed
-        async with self._sessions() as session:
-            conn = await session.connection()
-            rows = await message_store.unhandled(
-                conn,
-                limit=self._batch_size,
-                account=account,
-                received_before=before,
-                exclude=self._inflight,
-                skip_locked=self._pipelined,
-            )
-            if not rows:
-                return 0
-            for row in rows:
-                msg = _message_of(row)
-                await feed(
-                    StoredMessage(msg, self._roster.classify(msg), int(row["id"])),
-                    session=session,
-                    reraise=_store_error,
-                )
-            await feed(BatchEnd(len(rows)), session=session, reraise=_store_error)
-            await message_store.mark_handled(conn, [int(r["id"]) for r in rows])
-            await session.commit()
-        self._metrics.messages_replayed.inc(len(rows))
-        return len(rows)
 
 
 def _store_error(exc: Exception) -> bool:

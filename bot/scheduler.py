@@ -47,6 +47,10 @@ class TickRunner:
         self._running: set[asyncio.Task[Any]] = set()
         self._stopping = False
 
+    @property
+    def ticks(self) -> tuple[Tick, ...]:
+        return self._ticks
+
     async def run_tick(self, tick: Tick) -> bool:
         """Run one tick now (tests call this directly); False if another process holds it."""
         if self._stopping:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +12,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from sqlalchemy import text
 from sqlmodel import col, select
 
-from bot.app import create_app
+from bot.app import TICKS, create_app
 from bot.clock import ManualClock
 from bot.gateway.onebot import WS_PATH
-from bot.keys import METRICS, SESSIONS
+from bot.keys import ENGINE, INTAKE, METRICS, SESSIONS
+from bot.store import messages as message_store
 from bot.store.models import AccountState, Message
 from tests.conftest import make_config
 from tests.fakes.onebot import FakeOneBot, counter, segs, wait_until
@@ -243,3 +245,44 @@ async def test_raw_frame_stored_only_with_store_raw(
         await fake_pause()
     assert [m.message_id for m in rows] == ["31"]
     assert rows[0].raw == (frame if store_raw else None)
+
+
+async def test_intake_replay_tick_takes_rows_no_account_came_back_for(bot: Bot) -> None:
+    """PostgreSQL: a customer's question stored by a process that died before its handlers
+    committed, from an account that never came online again, is logged by the tick once it is
+    older than the grace. (SQLite: one process, whose start replays everything.)"""
+    app = bot.app
+    await app[TICKS].stop()  # the test runs the tick
+    row: dict[str, object] = {
+        "platform": "onebot11",
+        "account_id": "888",
+        "chat_type": "group",
+        "chat_id": "5001",
+        "message_id": "9",
+        "sender_id": "20001",
+        "sender_name": "",
+        "actor_role": "customer",
+        "operator_id": None,
+        "is_self": False,
+        "text": "请问这款奶粉什么时候发货？",
+        "reply_to_message_id": None,
+        "mention_user_ids": [],
+        "mention_all": False,
+        "sent_at": NOW - timedelta(minutes=10),
+        "received_at": NOW - timedelta(minutes=10),
+        "recalled_at": None,
+        "raw": None,
+        "handled": False,
+    }
+    async with app[ENGINE].begin() as conn:
+        await message_store.insert_messages(conn, [tuple(row[c] for c in message_store.COLUMNS)])
+    tick = next(t for t in app[TICKS].ticks if t.name == "intake-replay")
+    await tick.func(intake=app[INTAKE])
+    async with app[ENGINE].connect() as conn:
+        questions = (await conn.execute(text("SELECT count(*) FROM question"))).scalar_one()
+        left = await message_store.unhandled(conn, limit=10)
+    if app[ENGINE].dialect.name == "postgresql":
+        assert (questions, left) == (1, [])
+        assert counter(app[METRICS], "sopbot_messages_replayed_total") == 1
+    else:
+        assert (questions, len(left)) == (0, 1)

@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import ManualClock
 from bot.dispatch import Dispatcher, Router
@@ -253,6 +255,48 @@ async def test_a_store_error_in_a_handler_reloads_memory_and_runs_the_batch_agai
     assert sorted(seen, key=int) == [str(n) for n in range(20)]
     assert await _unhandled(engine) == []
     assert intake._metrics.intake_handler_retries._value.get() == 1
+
+
+async def test_writes_the_store_refuses_cost_only_the_event_that_made_them(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """A handler's write refused for its content (an integrity error: running it again cannot
+    help) is isolated: the batch is run again one event per transaction, only that event's
+    effects are dropped (counted), and every message ends up handled."""
+    router = Router("picky")
+    committed: list[str] = []
+    pending: list[str] = []
+
+    @router.on(StoredMessage)
+    async def record(event: StoredMessage) -> None:
+        pending.append(event.msg.message_id)
+
+    @router.on(BatchEnd)
+    async def write(event: BatchEnd, session: AsyncSession) -> None:
+        batch = list(pending)
+        pending.clear()
+        if "3" in batch:
+            raise IntegrityError("INSERT INTO question …", {}, Exception("CHECK constraint"))
+
+        def done(_session: object) -> None:
+            committed.extend(batch)
+
+        sa_event.listen(session.sync_session, "after_commit", done, once=True)
+
+    async def reload() -> None:
+        pending.clear()
+
+    intake = build(engine, tmp_path, router, batch_size=50)
+    intake.add_resync(reload)
+    await intake.start()
+    for n in range(6):
+        await intake.put(msg(n))
+    await intake.stop()
+
+    assert sorted(committed) == ["0", "1", "2", "4", "5"]
+    assert await _unhandled(engine) == []
+    rejected = intake._metrics.events_rejected.labels("onebot11", "handler_refused")
+    assert rejected._value.get() == 1
 
 
 async def test_replay_runs_the_handlers_a_crash_left_unfinished(
