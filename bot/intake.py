@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import RowMapping
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
@@ -44,6 +44,7 @@ log = logging.getLogger("sopbot.intake")
 
 Stored = dict[int, tuple[Actor, int]]  # position in the batch → (sender, message row id)
 Resync = Callable[[], Awaitable[None]]
+T = TypeVar("T")
 _NEVER = 1 << 62  # no batch is waiting to fill
 
 # SQLSTATE classes that name the data, not the connection: data exception, integrity
@@ -264,28 +265,26 @@ class Intake:
         for hook in self._resync:
             await hook()
 
-    async def _reload_until_done(self) -> None:
+    async def _until_done(self, op: Callable[[], Awaitable[T]], what: str) -> T:
+        """``op()`` retried with backoff until it succeeds (the store is down or locked)."""
         delay = 0.05
         while True:
             try:
-                await self._reload()
-                return
+                return await op()
             except Exception as exc:
-                log.warning("reload failed (%s); retrying in %.2fs", type(exc).__name__, delay)
+                log.warning("%s failed (%s); retrying in %.2fs", what, type(exc).__name__, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._retry_max_delay)
 
+    async def _reload_until_done(self) -> None:
+        await self._until_done(self._reload, "reload")
+
     async def _mark_until_done(self, ids: Sequence[int]) -> None:
-        delay = 0.05
-        while True:
-            try:
-                async with self._engine.begin() as conn:
-                    await message_store.mark_handled(conn, ids)
-                return
-            except Exception as exc:
-                log.warning("marking %d handled failed (%s)", len(ids), type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._retry_max_delay)
+        async def mark() -> None:
+            async with self._engine.begin() as conn:
+                await message_store.mark_handled(conn, ids)
+
+        await self._until_done(mark, f"marking {len(ids)} handled")
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -522,22 +521,18 @@ class Intake:
     async def _unhandled(
         self, account: tuple[str, str] | None, before: datetime | None
     ) -> list[RowMapping]:
-        delay = 0.05
-        while True:
-            try:
-                async with self._engine.connect() as conn:
-                    return await message_store.unhandled(
-                        conn,
-                        limit=self._batch_size,
-                        account=account,
-                        received_before=before,
-                        exclude=self._inflight,
-                        skip_locked=self._pipelined,
-                    )
-            except Exception as exc:
-                log.warning("replay: read failed (%s); retry in %.2fs", type(exc).__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._retry_max_delay)
+        async def read() -> list[RowMapping]:
+            async with self._engine.connect() as conn:
+                return await message_store.unhandled(
+                    conn,
+                    limit=self._batch_size,
+                    account=account,
+                    received_before=before,
+                    exclude=self._inflight,
+                    skip_locked=self._pipelined,
+                )
+
+        return await self._until_done(read, "replay read")
 
 
 def _store_error(exc: Exception) -> bool:
