@@ -7,8 +7,9 @@ machine that CPU is taken from the bot being measured. Here every event's frame 
 the clock starts: a client frame must be masked (RFC 6455 §5.3), and with the all-zero masking
 key the masked payload is the payload itself, so a frame is a header plus the UTF-8 text. Frames
 are then written many at a time. The bot still receives, unmasks and parses every frame on its
-own. Incoming frames are read and discarded, except pings, which are answered (the bot's server
-closes a connection that does not answer its heartbeat pings).
+own. Incoming pings are answered (the bot's server closes a connection that does not answer its
+heartbeat pings); incoming text frames go to ``on_text`` if one is given (a OneBot peer answers
+the bot's actions there), else they are discarded.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import base64
 import contextlib
 import os
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 _ZERO_MASK = b"\x00\x00\x00\x00"
 _OP_TEXT, _OP_CLOSE, _OP_PING, _OP_PONG = 0x1, 0x8, 0x9, 0xA
@@ -40,15 +41,26 @@ def client_frame(payload: bytes, opcode: int = _OP_TEXT) -> bytes:
 class LoadSocket:
     """A client WebSocket connection for pushing pre-built frames."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        on_text: Callable[[LoadSocket, bytes], None] | None = None,
+    ) -> None:
         self._reader = reader
         self._writer = writer
+        self._on_text = on_text
         self.closed = False
         self._pump = asyncio.create_task(self._read())
 
     @classmethod
     async def connect(
-        cls, host: str, port: int, path: str, headers: Mapping[str, str]
+        cls,
+        host: str,
+        port: int,
+        path: str,
+        headers: Mapping[str, str],
+        on_text: Callable[[LoadSocket, bytes], None] | None = None,
     ) -> LoadSocket:
         reader, writer = await asyncio.open_connection(host, port)
         key = base64.b64encode(os.urandom(16)).decode()
@@ -68,12 +80,16 @@ class LoadSocket:
             raise ConnectionError(f"WebSocket upgrade refused: {status.decode(errors='replace')}")
         while (await reader.readline()) not in (b"\r\n", b""):
             pass
-        return cls(reader, writer)
+        return cls(reader, writer, on_text)
 
     async def send_frames(self, frames: Sequence[bytes]) -> None:
         """Write pre-built frames in one go and wait until the socket has taken them."""
         self._writer.write(b"".join(frames))
         await self._writer.drain()
+
+    def send_text(self, text: str) -> None:
+        """Queue one text frame (written with the next drain; no wait)."""
+        self._writer.write(client_frame(text.encode()))
 
     async def close(self) -> None:
         if not self.closed:
@@ -100,6 +116,8 @@ class LoadSocket:
                 opcode = b0 & 0x0F
                 if opcode == _OP_PING:
                     self._writer.write(client_frame(payload, _OP_PONG))
+                elif opcode == _OP_TEXT and self._on_text is not None:
+                    self._on_text(self, payload)
                 elif opcode == _OP_CLOSE:
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
