@@ -14,6 +14,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
+from typing import Any
 
 from aiohttp import web
 
@@ -251,6 +252,13 @@ async def _replay_left_behind(intake: Intake) -> int:
     return await intake.replay_left_behind()
 
 
+def _address(value: Any) -> tuple[str, str, str] | None:
+    """An outbox row's explicit (platform, account, user) address, if it has a valid one."""
+    if isinstance(value, list) and len(value) == 3 and all(isinstance(v, str) for v in value):
+        return value[0], value[1], value[2]
+    return None
+
+
 REPLAY_EVERY = 60.0  # seconds between looks for messages a dead process left unhandled
 
 
@@ -265,6 +273,7 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
             idempotency_key=row.key,
             kind=row.kind,
             lang=cfg.bot.language,
+            to=_address(row.payload.get("to")),
         )
 
     outbox = OutboxDispatcher(

@@ -92,10 +92,19 @@ class Delivery:
         idempotency_key: str | None = None,
         kind: str = "",
         lang: str = "zh-CN",
+        to: Sequence[str] | None = None,
     ) -> SentMessage:
-        platform, user_id = self.route(operator_id)
+        """``to``: (platform, account id, user id) to answer where a message came from (a
+        command's answer) instead of the operator's usual route."""
+        account_id: str | None = None
+        if to is not None:
+            platform, account_id, user_id = to
+            if platform not in self._hub.platforms:
+                raise GatewayError(f"no {platform} gateway to answer on")
+        else:
+            platform, user_id = self.route(operator_id)
         sent = await self._hub.send_private_text(
-            platform, user_id, text, idempotency_key=idempotency_key
+            platform, user_id, text, account_id=account_id, idempotency_key=idempotency_key
         )
         gateway = self._hub.get(platform)
         if idempotency_key and kind in CARD_KINDS and isinstance(gateway, ButtonCards):

@@ -15,12 +15,13 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import text
 from sqlmodel import col, select
 
-from bot.app import TICKS, create_app
+from bot.app import OUTBOX, TICKS, create_app
 from bot.clock import ManualClock
 from bot.gateway.onebot import WS_PATH
-from bot.keys import ENGINE, INTAKE, METRICS, SESSIONS
+from bot.keys import CLOCK, ENGINE, INTAKE, METRICS, SESSIONS
 from bot.store import messages as message_store
-from bot.store.models import AccountState, Message
+from bot.store.models import AccountState, Message, Outbox
+from handlers.commands import REPLY_KIND
 from tests.conftest import make_config
 from tests.fakes.onebot import FakeOneBot, counter, segs, wait_until
 from tests.handlers.test_dashboard_support import PASSWORD, USERS, csrf_of
@@ -174,6 +175,52 @@ async def test_staff_private_command_answered_privately(bot: Bot, fake: FakeOneB
     calls = fake.calls_of("send_private_msg")
     assert [c["params"]["user_id"] for c in calls] == [9002]
     assert "帮助" in str(calls[0]["params"]["message"])
+
+
+async def test_command_answer_is_retried_and_sent_once(bot: Bot, fake: FakeOneBot) -> None:
+    """The answer goes through the outbox: a refused send is retried later, and neither the
+    retry nor a re-delivered command message makes a second answer."""
+    fake.fail["send_private_msg"] = 1400
+    await fake.connect_reverse(bot.url(WS_PATH))
+    command = fake.private_message("帮助", user_id=9002, message_id=31)
+    await fake.push(command)
+    await wait_until(lambda: bool(fake.calls_of("send_private_msg")), limit=5)
+
+    async def answer() -> Outbox:
+        async with bot.app[SESSIONS]() as s:
+            rows = (await s.exec(select(Outbox).where(Outbox.kind == REPLY_KIND))).all()
+        assert len(rows) == 1
+        return rows[0]
+
+    async def settled() -> Outbox:
+        # The failed attempt is recorded in its own transaction after the send returns.
+        for _ in range(300):
+            row = await answer()
+            if row.status != "sending":
+                return row
+            await fake_pause()
+        raise AssertionError("outbox row still sending")
+
+    row = await settled()
+    assert (row.status, row.attempts, row.recipient_id) == ("pending", 1, "li")
+    assert row.payload["to"] == ["onebot11", "777", "9002"]
+    del fake.fail["send_private_msg"]
+    clock = bot.app[CLOCK]
+    assert isinstance(clock, ManualClock)
+    await clock.advance(timedelta(minutes=1))  # past the first retry's backoff (30 s)
+    await bot.app[OUTBOX].run_once()
+    calls = fake.calls_of("send_private_msg")
+    assert len(calls) == 2
+    assert calls[1]["params"]["user_id"] == 9002
+    assert "帮助" in str(calls[1]["params"]["message"])
+    assert (await answer()).status == "sent"
+
+    await fake.push(command)  # a re-delivery: stored once, handled once, answered once
+    received = bot.received()
+    await wait_until(lambda: bot.received() > received, limit=5)
+    await bot.app[INTAKE].drain()
+    await bot.app[OUTBOX].run_once()
+    assert len(fake.calls_of("send_private_msg")) == 2
 
 
 async def test_status_page_escapes_customer_text(bot: Bot, fake: FakeOneBot) -> None:
