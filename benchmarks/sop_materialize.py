@@ -9,6 +9,11 @@ Run from the repo root: ``python -m benchmarks.sop_materialize [--guides N] [--p
    outbox at the end of the slot's jitter window;
 3. dispatch that slot through an unthrottled fake gateway (no rate limit, sends are no-ops).
 Peak RSS of the process is printed at the end (the targets: < 10 s, >= 1,000/s, < 300 MB).
+
+``--customers N`` binds N customers to every guide (contact added over the last two years, 60 %
+with a purchase in the last 200 days) and turns the built-in lifecycle programs on, so step 1
+also plans their touchpoints; it then prints the longest the event loop went without a turn
+while materializing (what the intake would wait) and the peak RSS after it.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import resource
 import tempfile
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,14 +34,16 @@ from bot.clock import ManualClock
 from bot.config import AppConfig
 from bot.outbox import OutboxDispatcher, OutboxRow
 from bot.roster import Roster
+from bot.store.bulk import Bulk
 from bot.store.db import make_engine, upgrade
+from bot.store.models import Customer
 from handlers.sop_plan import SopRuntime
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 3, 10)
 
 
-def config(guides: int, url: str) -> AppConfig:
+def config(guides: int, url: str, programs: bool = False) -> AppConfig:
     ops: list[dict[str, Any]] = [
         {"id": f"sup{s}", "name": f"主管{s}", "role": "supervisor"} for s in range(guides // 100)
     ]
@@ -55,25 +63,78 @@ def config(guides: int, url: str) -> AppConfig:
         {
             "bot": {"database_url": url},
             "operators": ops,
-            "sop": {"builtin_programs": False, "content": content},
+            "sop": {"builtin_programs": programs, "content": content},
         }
     )
 
 
-async def run(guides: int, url: str, label: str) -> None:
+async def add_customers(engine: Any, guides: int, per_guide: int) -> int:
+    """``per_guide`` customers for every guide, in bulk; returns how many."""
+    rng = random.Random(7)
+    now = datetime(2026, 3, 10, 0, 0, tzinfo=UTC)
+    bulk = Bulk(
+        Customer.__table__,  # type: ignore[attr-defined]
+        ("platform", "external_id", "guide_id", "added_at", "last_purchase_at", "source"),
+    )
+    total = guides * per_guide
+    for start in range(0, total, 50_000):
+        rows = [
+            (
+                "onebot11",
+                f"c{n}",
+                f"g{n % guides:05d}",
+                now - timedelta(seconds=rng.randrange(730 * 86_400)),
+                now - timedelta(seconds=rng.randrange(200 * 86_400))
+                if rng.random() < 0.6
+                else None,
+                "import",
+            )
+            for n in range(start, min(start + 50_000, total))
+        ]
+        async with engine.begin() as conn:
+            await bulk.run(conn, rows)
+    return total
+
+
+class LoopWatch:
+    """The longest the event loop went without running a 5 ms sleeper."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+
+    async def run(self) -> None:
+        while True:
+            t = time.perf_counter()
+            await asyncio.sleep(0.005)
+            self.worst = max(self.worst, time.perf_counter() - t - 0.005)
+
+
+async def run(guides: int, url: str, label: str, per_guide: int = 0) -> None:
     engine = make_engine(url)
     await upgrade(engine)
-    cfg = config(guides, url)
+    cfg = config(guides, url, programs=per_guide > 0)
     clock = ManualClock(datetime(2026, 3, 10, 7, 0, tzinfo=TZ).astimezone(UTC))
     sop = SopRuntime(cfg, Roster.from_config(cfg), engine, clock)
+    if per_guide:
+        t0 = time.perf_counter()
+        n = await add_customers(engine, guides, per_guide)
+        print(f"[{label}] {n:,} customers loaded in {time.perf_counter() - t0:.1f} s")
 
+    watch = LoopWatch()
+    watcher = asyncio.create_task(watch.run())
     t0 = time.perf_counter()
     rows = await sop.materialize(DAY)
     t_mat = time.perf_counter() - t0
+    watcher.cancel()
     units = sum(s.quota for s in sop.plans[0].steps) * guides
     print(
-        f"[{label}] materialize {DAY}: {rows:,} task rows ({units:,} task units) in {t_mat:.2f} s"
+        f"[{label}] materialize {DAY}: {rows:,} task rows ({units:,} task units"
+        f"{' + lifecycle touchpoints' if per_guide else ''}) in {t_mat:.2f} s; "
+        f"longest event-loop stall {watch.worst * 1000:,.0f} ms"
     )
+    if per_guide:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"[{label}] peak RSS after materialize: {rss:.0f} MB")
     sop._materialized.add(DAY)  # tomorrow is not part of the measurement
     sop._materialized.add(DAY.replace(day=11))
 
@@ -123,11 +184,13 @@ async def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--guides", type=int, default=10_000)
     p.add_argument("--pg", default=os.environ.get("SOPBOT_TEST_POSTGRES_URL", ""))
+    p.add_argument("--customers", type=int, default=0, help="customers per guide (lifecycle)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        await run(args.guides, f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", "sqlite")
+        url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        await run(args.guides, url, "sqlite", args.customers)
     if args.pg:
-        await run(args.guides, await _pg_database(args.pg), "postgresql")
+        await run(args.guides, await _pg_database(args.pg), "postgresql", args.customers)
     else:
         print("[postgresql] skipped: pass --pg URL or set SOPBOT_TEST_POSTGRES_URL")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

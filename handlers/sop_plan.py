@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
@@ -61,6 +62,9 @@ log = logging.getLogger("sopbot.sop")
 _OUT = Outbox.__table__  # type: ignore[attr-defined]
 KIND_PREFIX = "sop_"  # outbox kinds: sop_slot, sop_nudge, sop_summary, sop_urge
 _CARRY_DAYS = 10  # lifecycle touches due on days off are carried to the next plan day
+# Planned per transaction when materializing a day (each page is a few tens of ms of the loop).
+GUIDE_PAGE = 1_000
+CUSTOMER_PAGE = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +122,8 @@ class SopRuntime:
         self.zone = ZoneInfo(self.tz)
         self.lang = cfg.bot.language
         self.calendar = cfg.calendar.calendar(self.tz)
+        # Asked for every guide and customer when a day is planned; the answer is per date.
+        self.is_workday = functools.lru_cache(maxsize=1024)(self.calendar.is_workday)
         self.plans = plans if plans is not None else cfg.sop.core_plans()
         self.overrides = overrides if overrides is not None else cfg.sop.core_overrides()
         self.content: tuple[ContentItem, ...] = cfg.sop.core_content()
@@ -143,19 +149,22 @@ class SopRuntime:
 
     def is_plan_day(self, guide_id: str, local_date: date) -> bool:
         plan = self.plan_of(guide_id)
-        return plan is not None and is_plan_day(plan, local_date, self.calendar.is_workday)
+        return plan is not None and is_plan_day(plan, local_date, self.is_workday)
 
     def today(self, now: datetime | None = None) -> date:
         return local_date_of(now or self.clock.now(), self.tz)
 
     # -- materialization ---------------------------------------------------------------------
 
-    def quota_tasks(self, local_date: date) -> list[store.NewTask]:
+    def quota_tasks(
+        self, local_date: date, guides: Iterable[Guide] | None = None
+    ) -> list[store.NewTask]:
+        """The day's quota tasks (3 Moments, 3 private chats, …) of ``guides`` (default: all)."""
         out: list[store.NewTask] = []
-        for guide in self.guides.values():
+        for guide in self.guides.values() if guides is None else guides:
             plan = self.plan_of(guide.id)
             assert plan is not None
-            specs = tasks_for_day(plan, guide, local_date, self.calendar.is_workday)
+            specs = tasks_for_day(plan, guide, local_date, self.is_workday)
             if not specs:
                 continue
             end = day_window_end(plan, local_date, self.tz)
@@ -175,22 +184,31 @@ class SopRuntime:
         return out
 
     def customer_tasks(
-        self, customers: Iterable[Customer], local_date: date
+        self,
+        customers: Iterable[Customer],
+        local_date: date,
+        days_of: dict[str, list[date] | None] | None = None,
     ) -> list[store.NewTask]:
-        """Lifecycle touches due on ``local_date`` (plus those carried over from days off)."""
+        """Lifecycle touches due on ``local_date`` (plus those carried over from days off).
+
+        ``days_of``: guide id → the dates whose touches fall on ``local_date`` (None: not a
+        plan day), filled as guides come up; pass one dict for all of a day's customers (the
+        calendar lookups behind it cost more than planning the customer).
+        """
         out: list[store.NewTask] = []
+        if days_of is None:
+            days_of = {}
         for customer in customers:
             guide = self.guides.get(customer.guide_id)
-            if guide is None or not self.is_plan_day(guide.id, local_date):
+            if guide is None:
+                continue
+            if guide.id not in days_of:
+                days_of[guide.id] = self._touch_days(guide.id, local_date)
+            days = days_of[guide.id]
+            if days is None:
                 continue
             plan = self.plan_of(guide.id)
             assert plan is not None
-            days = [local_date]
-            for back in range(1, _CARRY_DAYS + 1):
-                earlier = local_date - timedelta(days=back)
-                if self.is_plan_day(guide.id, earlier):
-                    break
-                days.append(earlier)
             seen: set[str] = set()
             for day in days:
                 for task in due_lifecycle_steps(customer, self.programs, day):
@@ -213,17 +231,51 @@ class SopRuntime:
                     )
         return out
 
+    def _touch_days(self, guide_id: str, local_date: date) -> list[date] | None:
+        """``local_date`` and the days off just before it (their touches carry over to it);
+        None when ``local_date`` is not one of the guide's plan days."""
+        if not self.is_plan_day(guide_id, local_date):
+            return None
+        days = [local_date]
+        for back in range(1, _CARRY_DAYS + 1):
+            earlier = local_date - timedelta(days=back)
+            if self.is_plan_day(guide_id, earlier):
+                break
+            days.append(earlier)
+        return days
+
     async def materialize(self, local_date: date) -> int:
+        """Create the day's tasks (existing ones are kept); return how many are new.
+
+        Guides and customers are planned and written a page at a time, each page in its own
+        transaction: memory stays flat with millions of customers and the event loop (the
+        intake) gets a turn between pages. Task keys are unique, so a run cut short (a crash)
+        is completed by the next one.
+        """
         now = self.clock.now()
-        async with self.engine.begin() as conn:
-            new = self.quota_tasks(local_date)
-            if self.programs:
-                people = await store.customers(conn, self.guides.keys(), self.zone)
-                new.extend(self.customer_tasks(people, local_date))
-            inserted = await store.materialize(conn, new, now)
+        inserted = planned = 0
+        guides = list(self.guides.values())
+        for start in range(0, len(guides), GUIDE_PAGE):
+            new = self.quota_tasks(local_date, guides[start : start + GUIDE_PAGE])
+            async with self.engine.begin() as conn:
+                inserted += await store.materialize(conn, new, now)
+            planned += len(new)
+        if self.programs:
+            days_of: dict[str, list[date] | None] = {}
+            after = 0
+            while True:
+                async with self.engine.begin() as conn:
+                    people, after = await store.customer_page(
+                        conn, after, CUSTOMER_PAGE, self.zone
+                    )
+                    if not people:
+                        break
+                    new = self.customer_tasks(people, local_date, days_of)
+                    inserted += await store.materialize(conn, new, now)
+                planned += len(new)
         self._materialized.add(local_date)
         self._days.pop(local_date, None)  # the schedule depends on who has tasks
-        log.info("sop: materialized %s: %d new of %d tasks", local_date, inserted, len(new))
+        log.info("sop: materialized %s: %d new of %d tasks", local_date, inserted, planned)
         return inserted
 
     async def materialize_customer(

@@ -18,6 +18,7 @@ leave the cycle is dropped. Occurrences shifted onto the same day collapse into 
 from __future__ import annotations
 
 import calendar
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -139,8 +140,13 @@ class CustomerTask:
     shifted_from: date | None = None  # nominal date when a blackout moved it
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def add_months(start: date, months: int) -> date:
-    """``start`` plus calendar months, clamped to the target month's last day."""
+    """``start`` plus calendar months, clamped to the target month's last day.
+
+    Cached: planning a day asks it for every customer's anchor and month step, and a store's
+    anchors fall on a few hundred dates.
+    """
     index = start.year * 12 + (start.month - 1) + months
     year, month0 = divmod(index, 12)
     last = calendar.monthrange(year, month0 + 1)[1]

@@ -387,24 +387,42 @@ async def upsert_customer(
     return existed is None
 
 
+_BOUND = (_CU.c.guide_id != "", _CU.c.left_at.is_(None))
+_CUSTOMER_COLUMNS = (_CU.c.external_id, _CU.c.guide_id, _CU.c.added_at, _CU.c.last_purchase_at)
+
+
+def _core_customer(r: Any, tz: Any) -> CoreCustomer:
+    return CoreCustomer(
+        id=r.external_id,
+        guide_id=r.guide_id,
+        added_on=r.added_at.astimezone(tz).date(),
+        last_purchase_on=r.last_purchase_at.astimezone(tz).date() if r.last_purchase_at else None,
+    )
+
+
 async def customers(
     conn: AsyncConnection, guide_ids: Iterable[str] | None = None, tz: Any = None
 ) -> list[CoreCustomer]:
     """Customers bound to a guide, as lifecycle values (dates local to ``tz``)."""
-    stmt = select(_CU).where(_CU.c.guide_id != "", _CU.c.left_at.is_(None))
+    stmt = select(*_CUSTOMER_COLUMNS).where(*_BOUND)
     if guide_ids is not None:
         stmt = stmt.where(_CU.c.guide_id.in_(list(guide_ids)))
-    return [
-        CoreCustomer(
-            id=r.external_id,
-            guide_id=r.guide_id,
-            added_on=r.added_at.astimezone(tz).date(),
-            last_purchase_on=(
-                r.last_purchase_at.astimezone(tz).date() if r.last_purchase_at else None
-            ),
-        )
-        for r in await conn.execute(stmt.order_by(_CU.c.id))
-    ]
+    return [_core_customer(r, tz) for r in await conn.execute(stmt.order_by(_CU.c.id))]
+
+
+async def customer_page(
+    conn: AsyncConnection, after: int, limit: int, tz: Any = None
+) -> tuple[list[CoreCustomer], int]:
+    """Up to ``limit`` bound customers with row ids above ``after``, in id order, and the last
+    row id read (the next page's ``after``)."""
+    stmt = (
+        select(_CU.c.id, *_CUSTOMER_COLUMNS)
+        .where(*_BOUND, _CU.c.id > after)
+        .order_by(_CU.c.id)
+        .limit(limit)
+    )
+    rows = (await conn.execute(stmt)).all()
+    return [_core_customer(r, tz) for r in rows], (int(rows[-1].id) if rows else after)
 
 
 # -- mapping to sop values -------------------------------------------------------------------

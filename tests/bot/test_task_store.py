@@ -7,10 +7,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.store import tasks as store
+from bot.store.models import Customer
 from sop.compliance import TaskStatus
+
+_CU = Customer.__table__  # type: ignore[attr-defined]
 
 D = date(2026, 3, 10)
 NOW = datetime(2026, 3, 10, 1, 0, tzinfo=UTC)
@@ -105,6 +109,28 @@ async def test_customers_bind_once_and_import_overwrites(engine: AsyncEngine) ->
         assert await store.upsert_customer(conn, imported, overwrite=True) is False
         people = await store.customers(conn, ["g2"], UTC)
     assert people[0].last_purchase_on == NOW.date()
+
+
+async def test_customer_pages_walk_bound_customers_in_id_order(engine: AsyncEngine) -> None:
+    """Pages hold bound customers only (not unbound, not left), each after the last id read."""
+    async with engine.begin() as conn:
+        for n in range(7):
+            guide = "" if n == 2 else "g1"  # c2 is bound to nobody
+            row = store.CustomerRow("onebot11", f"c{n}", guide, NOW, None, "import")
+            await store.upsert_customer(conn, row)
+        await conn.execute(update(_CU).where(_CU.c.external_id == "c5").values(left_at=NOW))
+    pages = []
+    after = 0
+    async with engine.connect() as conn:
+        while True:
+            people, last = await store.customer_page(conn, after, 2, UTC)
+            if not people:
+                assert last == after
+                break
+            assert last > after
+            pages.append([c.id for c in people])
+            after = last
+    assert pages == [["c0", "c1"], ["c3", "c4"], ["c6"]]
 
 
 def test_csv_errors_name_the_row(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -15,6 +16,7 @@ from bot.outbox import OutboxDispatcher, OutboxRow
 from bot.roster import Roster
 from bot.store import tasks as store
 from bot.store.models import Outbox
+from handlers import sop_plan
 from handlers.sop_plan import SopRuntime
 from sop.lifecycle import Customer
 from tests.conftest import make_config
@@ -95,6 +97,44 @@ async def test_plan_edit_applies_from_next_day(tmp_path: Path, engine: AsyncEngi
         tomorrow = await store.tasks_on(conn, TUE + timedelta(days=1))
     assert len(today) == 3
     assert [(r.step, r.quota) for r in tomorrow] == [("moments", 1)]
+
+
+async def test_paged_materialize_plans_what_one_pass_would(
+    tmp_path: Path, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guides and customers planned a few at a time (pages of 2 and 3 here) make exactly the
+    tasks one pass over everyone makes: every customer once, the pages' ends included."""
+    monkeypatch.setattr(sop_plan, "GUIDE_PAGE", 2)
+    monkeypatch.setattr(sop_plan, "CUSTOMER_PAGE", 3)
+    guides = [
+        {"id": f"g{n}", "name": f"导购{n}", "role": "guide", "onebot_user_ids": [str(8000 + n)]}
+        for n in range(5)
+    ]
+    cfg = make_config(tmp_path, operators=guides, groups=[], sop={"builtin_programs": True})
+    clock = ManualClock(local(TUE, 7))
+    sop = SopRuntime(cfg, Roster.from_config(cfg), engine, clock)
+    async with engine.begin() as conn:
+        for n in range(100):
+            # Added 0..99 days ago: day 0, day 15 and month marks of both programs come up.
+            added = datetime.combine(TUE, datetime.min.time(), TZ) - timedelta(days=n)
+            bought = added + timedelta(days=n % 7) if n % 2 else None
+            guide = "nobody" if n == 7 else f"g{n % 5}"
+            row = store.CustomerRow(
+                "onebot11", f"c{n}", guide, added.astimezone(UTC), bought, "import"
+            )
+            await store.upsert_customer(conn, row)
+        everyone = await store.customers(conn, tz=TZ)
+    expected = {
+        (t.guide_id, t.step, t.target_key)
+        for t in sop.quota_tasks(TUE) + sop.customer_tasks(everyone, TUE)
+    }
+    assert len([t for t in expected if t[2]]) > 10  # lifecycle tasks spread over the pages
+
+    assert await sop.materialize(TUE) == len(expected)
+    async with engine.connect() as conn:
+        stored = {(r.guide_id, r.step, r.target_key) for r in await store.tasks_on(conn, TUE)}
+    assert stored == expected
+    assert await SopRuntime(cfg, Roster.from_config(cfg), engine, clock).materialize(TUE) == 0
 
 
 async def test_lifecycle_tasks_land_in_slot_reminder(tmp_path: Path, engine: AsyncEngine) -> None:
