@@ -139,12 +139,15 @@ async def run(guides: int, url: str, label: str, per_guide: int = 0) -> None:
     sop._materialized.add(DAY.replace(day=11))
 
     await clock.set(datetime(2026, 3, 10, 9, 22, 30, tzinfo=TZ).astimezone(UTC))
+    watch = LoopWatch()
+    watcher = asyncio.create_task(watch.run())
     t0 = time.perf_counter()
     queued = await sop.tick()
     t_enq = time.perf_counter() - t0
+    watcher.cancel()
     print(
         f"[{label}] enqueue morning slot: {queued:,} reminders in {t_enq:.2f} s "
-        f"({queued / t_enq:,.0f}/s)"
+        f"({queued / t_enq:,.0f}/s); longest event-loop stall {watch.worst * 1000:,.0f} ms"
     )
 
     sent = 0

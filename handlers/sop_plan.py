@@ -65,6 +65,7 @@ _CARRY_DAYS = 10  # lifecycle touches due on days off are carried to the next pl
 # Planned per transaction when materializing a day (each page is a few tens of ms of the loop).
 GUIDE_PAGE = 1_000
 CUSTOMER_PAGE = 2_000
+RENDER_PAGE = 200  # reminders rendered and queued per transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,39 +288,49 @@ class SopRuntime:
 
     # -- schedule ----------------------------------------------------------------------------
 
-    def schedule(self, local_date: date, guide_ids: Iterable[str]) -> list[Due]:
+    async def schedule(self, local_date: date, guide_ids: Iterable[str]) -> list[Due]:
+        """Every reminder of the day, in due order: the guides' slots and nudges, then one
+        summary per supervisor. Worked out ``GUIDE_PAGE`` guides at a time with a turn of the
+        event loop between (10,000 guides take a few hundred ms)."""
+        gids = sorted(guide_ids)
         entries: list[Due] = []
-        by_sup: dict[str, list[str]] = defaultdict(list)
-        for gid in sorted(guide_ids):
-            plan = self.plan_of(gid)
-            if plan is None:
-                continue
-            entries.extend(
-                Due(s.due_at, s.window_end, s.kind, gid, s.slot_name, local_date)
-                for s in slot_times(plan, gid, local_date, self.tz)
+        for start in range(0, len(gids), GUIDE_PAGE):
+            for gid in gids[start : start + GUIDE_PAGE]:
+                entries.extend(self._guide_dues(local_date, gid))
+            await asyncio.sleep(0)
+        entries.extend(self._summary_dues(local_date, gids))
+        entries.sort(key=lambda e: (e.due_at, e.recipient, e.slot))
+        return entries
+
+    def _guide_dues(self, local_date: date, gid: str) -> list[Due]:
+        plan = self.plan_of(gid)
+        if plan is None:
+            return []
+        out = [
+            Due(s.due_at, s.window_end, s.kind, gid, s.slot_name, local_date)
+            for s in slot_times(plan, gid, local_date, self.tz)
+        ]
+        nudge = nudge_time(plan, gid, local_date, self.tz)
+        if nudge is not None:
+            out.append(
+                Due(nudge.due_at, nudge.window_end, nudge.kind, gid, nudge.slot_name, local_date)
             )
-            nudge = nudge_time(plan, gid, local_date, self.tz)
-            if nudge is not None:
-                entries.append(
-                    Due(
-                        nudge.due_at,
-                        nudge.window_end,
-                        nudge.kind,
-                        gid,
-                        nudge.slot_name,
-                        local_date,
-                    )
-                )
+        return out
+
+    def _summary_dues(self, local_date: date, gids: list[str]) -> list[Due]:
+        by_sup: dict[str, list[str]] = defaultdict(list)
+        for gid in gids:
             op = self.roster.operator(gid)
-            if op is not None and op.supervisor:
+            if op is not None and op.supervisor and self.plan_of(gid) is not None:
                 by_sup[op.supervisor].append(gid)
-        for sup, gids in by_sup.items():
-            plan = next((p for g in gids if (p := self.plan_of(g)) and p.summary), None)
+        out: list[Due] = []
+        for sup, mine in by_sup.items():
+            plan = next((p for g in mine if (p := self.plan_of(g)) and p.summary), None)
             if plan is None:
                 continue
             summ = summary_time(plan, sup, local_date, self.tz)
             assert summ is not None
-            entries.append(
+            out.append(
                 Due(
                     summ.due_at,
                     summ.window_end,
@@ -327,17 +338,16 @@ class SopRuntime:
                     sup,
                     summ.slot_name,
                     local_date,
-                    tuple(gids),
+                    tuple(mine),
                 )
             )
-        entries.sort(key=lambda e: (e.due_at, e.recipient, e.slot))
-        return entries
+        return out
 
     async def _day(self, conn: AsyncConnection, local_date: date) -> _Day:
         day = self._days.get(local_date)
         if day is None:
             gids = await store.guides_with_tasks(conn, local_date)
-            entries = self.schedule(local_date, gids)
+            entries = await self.schedule(local_date, gids)
             pattern = f"sop:%:{local_date.isoformat()}:%"
             sent = await conn.execute(
                 select(_OUT.c.idempotency_key).where(_OUT.c.idempotency_key.like(pattern))
@@ -368,17 +378,19 @@ class SopRuntime:
             return queued
 
     async def _enqueue_due(self, local_date: date, now: datetime) -> int:
+        """Render and queue the reminders due by ``now``, ``RENDER_PAGE`` a transaction (a
+        slot shared by thousands of guides must not hold the event loop for seconds)."""
         async with self.engine.begin() as conn:
             day = await self._day(conn, local_date)
-            stop = bisect.bisect_right(day.dues, now)
-            due = [e for e in day.entries[day.cursor : stop] if e.key not in day.sent_keys]
-            if not due:
-                day.cursor = max(day.cursor, stop)
-                return 0
-            items = await self._render(conn, due, now)
-            queued = await enqueue(conn, items, now)
-        day.sent_keys.update(e.key for e in due)
-        day.cursor = stop
+        stop = bisect.bisect_right(day.dues, now)
+        due = [e for e in day.entries[day.cursor : stop] if e.key not in day.sent_keys]
+        queued = 0
+        for start in range(0, len(due), RENDER_PAGE):
+            page = due[start : start + RENDER_PAGE]
+            async with self.engine.begin() as conn:
+                queued += await enqueue(conn, await self._render(conn, page, now), now)
+            day.sent_keys.update(e.key for e in page)
+        day.cursor = max(day.cursor, stop)
         return queued
 
     async def _render(

@@ -9,6 +9,7 @@ the offset is added in UTC, so DST zones cannot produce a skipped or doubled ins
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -49,16 +50,26 @@ def _utc_wall(local_date: date, at: time, tz: ZoneInfo) -> datetime:
     return datetime.combine(local_date, at, tzinfo=tz).astimezone(UTC)
 
 
+@functools.lru_cache(maxsize=1024)
+def _allowed_minutes(at: time, jitter_min: int, local_date: date, tz: str) -> tuple[int, ...]:
+    """Minutes of the jitter window whose local minute is not :00 or :30.
+
+    The same for every recipient of the slot that day: cached, as a day's schedule asks it
+    once per guide and slot (10,000 guides: most of the schedule's time before).
+    """
+    zone = ZoneInfo(tz)
+    base = _utc_wall(local_date, at, zone)
+    return tuple(
+        i
+        for i in range(max(jitter_min, 1))
+        if (base + timedelta(minutes=i)).astimezone(zone).minute not in (0, 30)
+    )
+
+
 def jitter_seconds(slot: ReminderSlot, recipient_id: str, local_date: date, tz: str) -> int:
     """Seconds after ``slot.at`` for this recipient: stable, spread, never in a :00/:30 minute."""
-    zone = ZoneInfo(tz)
-    base = _utc_wall(local_date, slot.at, zone)
     # One block per minute of the window; drop the blocks whose local minute is a mark.
-    allowed = [
-        i
-        for i in range(max(slot.jitter_min, 1))
-        if (base + timedelta(minutes=i)).astimezone(zone).minute not in (0, 30)
-    ]
+    allowed = _allowed_minutes(slot.at, slot.jitter_min, local_date, tz)
     if not allowed:  # only possible for zones with odd offsets (e.g. +05:45)
         raise ValueError(f"slot {slot.name!r} has no jitter minute off :00/:30 in {tz}")
     seconds_per_block = 60 if slot.jitter_min else 1
