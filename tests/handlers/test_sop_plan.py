@@ -8,7 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import ManualClock
@@ -135,6 +135,28 @@ async def test_paged_materialize_plans_what_one_pass_would(
         stored = {(r.guide_id, r.step, r.target_key) for r in await store.tasks_on(conn, TUE)}
     assert stored == expected
     assert await SopRuntime(cfg, Roster.from_config(cfg), engine, clock).materialize(TUE) == 0
+
+
+async def test_new_day_refreshes_planner_statistics_on_postgresql(
+    tmp_path: Path, engine: AsyncEngine
+) -> None:
+    """PostgreSQL: materializing a day analyzes the task table, so the reminders' reads of
+    that day are planned with it in the statistics (not a scan of the whole day per page)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("planner statistics are PostgreSQL's")
+    # pg_stats is the catalog itself (transactional), not the cumulative activity statistics.
+    stats = text(
+        "SELECT most_common_vals::text FROM pg_stats"
+        " WHERE tablename = 'task_instance' AND attname = 'local_date'"
+    )
+    async with engine.connect() as conn:
+        assert (await conn.execute(stats)).first() is None
+    clock = ManualClock(local(TUE, 7))
+    assert await runtime(tmp_path, engine, clock).materialize(TUE) == 3
+    async with engine.connect() as conn:
+        row = (await conn.execute(stats)).first()
+    assert row is not None
+    assert TUE.isoformat() in str(row[0])
 
 
 async def test_lifecycle_tasks_land_in_slot_reminder(tmp_path: Path, engine: AsyncEngine) -> None:
